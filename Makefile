@@ -1,0 +1,51 @@
+# deepseek-mock: every target sets up .venv by itself on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+.DEFAULT_GOAL := help
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)  ## create .venv with the package and the dev tools
+
+serve: $(STAMP)  ## run the mock on http://127.0.0.1:8000 (ARGS="--dialect acedata" to change)
+	$(BIN)/deepseek-mock serve --host $(HOST) --port $(PORT) $(ARGS)
+
+fmt: $(STAMP)  ## format and auto-fix
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+check: $(STAMP)  ## formatting, lint, types (ruff + mypy --strict)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: check  ## everything CI runs: checks, the server's tests, the contract suite against the mock
+	HYPOTHESIS_PROFILE=$(if $(CI),ci,dev) $(BIN)/pytest $(ARGS)
+
+contract: $(STAMP)  ## the contract suite against a mock it starts itself, for every dialect
+	$(BIN)/pytest contract_tests $(ARGS)
+
+contract-live: $(STAMP)  ## the contract suite against a real endpoint (CONTRACT_DIALECT, its key, CONTRACT_BASE_URL)
+	$(BIN)/pytest contract_tests --live $(ARGS)
+
+bench: $(STAMP)  ## the mock against a bare Starlette app, same run, as a table (ARGS="--quick")
+	$(BIN)/python -m tests.bench $(ARGS)
+
+coverage: $(STAMP)  ## the test suite under coverage, with a report of what is not run
+	$(BIN)/coverage run -m pytest $(ARGS)
+	$(BIN)/coverage report
+
+clean:  ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage dist build
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: venv serve fmt check test contract contract-live bench coverage clean help

@@ -1,0 +1,211 @@
+"""The ASGI app: routes come from the dialects, every error leaves through one door.
+
+request → dialect (route) → auth, body, validation → rule → responder → encoder → delivery
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mockserver import admin, textgen
+from mockserver.delivery import deliver
+from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect, stream_id
+from mockserver.errors import ApiError
+from mockserver.inbound import authenticate, header_delivery, read_body
+from mockserver.journal import Journal, JournalMiddleware
+from mockserver.responder import Responder
+from mockserver.scenario import ErrorReply, Scenario, load_rules
+from mockserver.settings import Settings
+from mockserver.streaming import KEEP_ALIVE, sse
+from mockserver.validation import parse_body, parse_chat
+from mockserver.wire import BodyStream
+
+log = logging.getLogger("mockserver")
+Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
+
+
+@dataclass(frozen=True, slots=True)
+class Mock:
+    """What the handlers share, built once per app. Nothing global."""
+
+    settings: Settings
+    scenario: Scenario
+    journal: Journal
+    responder: Responder
+    mounts: tuple[tuple[str, Dialect], ...]
+
+    def dialect_for(self, path: str) -> Dialect:
+        """The dialect whose envelope an unrouted path gets: the longest matching prefix."""
+        best = self.mounts[0][1]
+        length = -1
+        for prefix, dialect in self.mounts:
+            owned = prefix + dialect.home
+            if path.startswith(owned) and len(owned) > length:
+                best, length = dialect, len(owned)
+        return best
+
+
+def mounts_for(settings: Settings) -> tuple[tuple[str, Dialect], ...]:
+    if settings.dialect is not None:
+        if settings.dialect not in DIALECTS:
+            raise ValueError(
+                f"unknown dialect {settings.dialect!r}; "
+                f"choose one of: {', '.join(sorted(DIALECTS))}"
+            )
+        return (("", DIALECTS[settings.dialect]),)
+    prefix = "/" + settings.aimlapi_prefix.strip("/")
+    return (("", DEEPSEEK), ("", ACEDATA), (prefix, AIMLAPI))
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    scenario: Scenario | None = None,
+    journal: Journal | None = None,
+) -> Starlette:
+    settings = settings or Settings()
+    if scenario is None:
+        scenario = Scenario(seed=settings.seed)
+        for path in settings.fixtures:
+            for rule in load_rules(path):
+                scenario.add(rule)
+    mock = Mock(
+        settings=settings,
+        scenario=scenario,
+        journal=journal if journal is not None else Journal(settings.journal_size),
+        responder=Responder(seed=settings.seed),
+        mounts=mounts_for(settings),
+    )
+    routes: list[BaseRoute] = []
+    for prefix, dialect in mock.mounts:
+        chat, models, balance = (
+            make(mock, dialect) for make in (chat_endpoint, models_endpoint, balance_endpoint)
+        )
+        routes += [Route(prefix + path, chat, methods=["POST"]) for path in dialect.chat_paths]
+        routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
+        routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
+    routes.append(admin.mount(mock))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(JournalMiddleware, journal=mock.journal)],
+        exception_handlers={
+            ApiError: render_error,
+            HTTPException: render_error,
+            Exception: render_error,
+        },
+    )
+    app.state.mock = mock
+    return app
+
+
+def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
+    settings = mock.settings
+
+    async def chat_completions(request: Request) -> Response | BodyStream:
+        request.state.dialect = dialect.name
+        authenticate(request, dialect, settings.api_keys)
+        chat = parse_chat(
+            parse_body(await read_body(request, settings.max_body_bytes)), dialect.limits
+        )
+        request.state.stream = chat.stream
+        rule = mock.scenario.decide(chat, request.headers, dialect.name)
+        request.state.rule = rule.name
+        how = settings.delivery.merged(rule.delivery).merged(header_delivery(request.headers))
+        if isinstance(rule.reply, ErrorReply):
+            raise error_from(rule.reply)
+
+        model = dialect.response_model(chat.model)
+        completion_id = stream_id(dialect, model) if chat.stream else dialect.new_id(model)
+        completion = mock.responder.complete(
+            chat, rule.reply, completion_id=completion_id, model=model
+        )
+        headers = dialect.headers(completion, chat.stream)
+        rng = textgen.rng_for(settings.seed, chat.raw, -1)  # pacing jitter: seeded as well
+        if chat.stream:
+            chunks = list(dialect.chunks(completion, chat.include_usage))
+            if settings.self_check:
+                _self_check(dialect.schema("chat-completion-chunk"), *chunks)
+            frames = sse(chunks, dialect.dumps)
+            return BodyStream(
+                deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
+                media_type="text/event-stream; charset=utf-8",
+                headers=headers | {"cache-control": "no-cache"},
+            )
+        rendered = dialect.render(completion)
+        if settings.self_check:
+            _self_check(dialect.schema("chat-completion"), rendered)
+        body = dialect.dumps(rendered)
+        if how.is_plain:
+            return Response(body, media_type="application/json", headers=headers)
+        return BodyStream(
+            deliver([body], how, keep_alive=b"\n", rng=rng),
+            media_type="application/json",
+            headers=headers,
+        )
+
+    return chat_completions
+
+
+def models_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
+    async def list_models(request: Request) -> Response:
+        request.state.dialect = dialect.name
+        if dialect.models_need_key:
+            authenticate(request, dialect, mock.settings.api_keys)
+        return Response(dialect.dumps(dialect.models_body()), media_type="application/json")
+
+    return list_models
+
+
+def balance_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
+    async def balance(request: Request) -> Response:
+        request.state.dialect = dialect.name
+        authenticate(request, dialect, mock.settings.api_keys)
+        return Response(dialect.dumps(dialect.balance_body(True)), media_type="application/json")
+
+    return balance
+
+
+def error_from(reply: ErrorReply) -> ApiError:
+    headers = {}
+    if reply.retry_after is not None:
+        headers["retry-after"] = f"{reply.retry_after:g}"
+    if reply.retry_after_ms is not None:
+        headers["retry-after-ms"] = f"{reply.retry_after_ms:g}"
+    return ApiError.for_status(
+        reply.status, reply.message, code=reply.code, plain=reply.plain, headers=headers
+    )
+
+
+def _self_check(schema: str, *instances: object) -> None:
+    from mockserver.schemas import assert_valid
+
+    for instance in instances:
+        assert_valid(schema, instance)
+
+
+async def render_error(request: Request, exc: Exception) -> Response:
+    """Every error, expected or not, in the dialect's own envelope."""
+    mock: Mock = request.app.state.mock
+    if isinstance(exc, ApiError):
+        error = exc
+    elif isinstance(exc, HTTPException):
+        error = ApiError.for_status(exc.status_code)
+    else:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        error = ApiError("server_error")
+    name = getattr(request.state, "dialect", None)
+    dialect = DIALECTS[name] if name else mock.dialect_for(request.url.path)
+    rendered = dialect.error(error, request.url.path)
+    headers = error.headers | dialect.headers(None, False)
+    return Response(
+        rendered.body, status_code=rendered.status, media_type=rendered.media_type, headers=headers
+    )

@@ -1,0 +1,254 @@
+"""`deepseek-mock`: serve the mock, or check a scenario file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from mockserver import tokens
+from mockserver.delivery import Delivery
+from mockserver.dialects import DIALECTS
+from mockserver.faults import parse_fault
+from mockserver.settings import Settings
+
+log = logging.getLogger("mockserver")
+
+EXAMPLES = """\
+examples:
+  deepseek-mock serve
+      DeepSeek at http://127.0.0.1:8000, AceData at /deepseek/..., AI/ML API under /aimlapi/v1/...
+  deepseek-mock serve --dialect acedata --port 9000
+      AceData Cloud alone, at its exact paths
+  deepseek-mock serve --fixtures fixtures/scenarios/flaky.json --seed 7
+      canned replies and faults from a scenario file, reproducible with a seed
+  deepseek-mock serve --fault 503x2 --gap 0.02
+      two 503s, then answers streamed at one token every 20 ms
+  curl -s http://127.0.0.1:8000/chat/completions -H 'Authorization: Bearer sk-test' \\
+       -H 'Content-Type: application/json' \\
+       -d '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "Hello"}]}'
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepseek-mock",
+        description="A local mock of the DeepSeek Chat Completion API, for offline CI and "
+        "contract tests: same JSON, same SSE frames, same errors, exact token usage.",
+        epilog=EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the mock server",
+        description="Run the mock server (uvicorn) until Ctrl-C. No key, no network needed.",
+        epilog=EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    where = serve.add_argument_group("where it listens")
+    where.add_argument(
+        "--host",
+        default=os.environ.get("DEEPSEEK_MOCK_HOST", "127.0.0.1"),
+        help="interface to bind (env DEEPSEEK_MOCK_HOST)",
+    )
+    where.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("DEEPSEEK_MOCK_PORT", "8000")),
+        help="port to bind, 0 for any free one (env DEEPSEEK_MOCK_PORT)",
+    )
+    where.add_argument(
+        "--dialect",
+        choices=sorted(DIALECTS),
+        default=None,
+        help="serve one provider alone at its exact paths "
+        "(default: DeepSeek at /, AceData at /deepseek, AI/ML API under --aimlapi-prefix)",
+    )
+    where.add_argument(
+        "--aimlapi-prefix",
+        default="/aimlapi",
+        help="path prefix of the AI/ML API when all dialects share the server",
+    )
+
+    what = serve.add_argument_group("what it answers")
+    what.add_argument(
+        "--fixtures",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="scenario file or folder of *.json rules (repeatable; first match wins)",
+    )
+    what.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="shortcut for a fault rule, e.g. 503, 503x2, 429:retry_after=2, "
+        "cut_after=5, reset_after=3, stall_after=2 (repeatable; see README)",
+    )
+    what.add_argument("--seed", type=int, default=0, help="seed for generated text and jitter")
+    what.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept only these keys (repeatable; default: any non-empty key)",
+    )
+    what.add_argument(
+        "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger request bodies get 413"
+    )
+
+    timing = serve.add_argument_group("timing (per request: header X-Mock-Delivery)")
+    timing.add_argument(
+        "--first-byte",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds before the first frame (time to first token)",
+    )
+    timing.add_argument(
+        "--gap", type=float, default=0.0, metavar="S", help="seconds between stream chunks"
+    )
+    timing.add_argument(
+        "--gap-sigma",
+        type=float,
+        default=0.0,
+        help="lognormal spread of each gap around --gap (0: fixed)",
+    )
+    timing.add_argument(
+        "--gap-cap", type=float, default=None, metavar="S", help="longest gap drawn"
+    )
+    timing.add_argument(
+        "--tokens-per-second", type=float, default=None, help="pace; overrides --gap"
+    )
+    timing.add_argument(
+        "--keep-alives",
+        type=int,
+        default=0,
+        metavar="N",
+        help="': keep-alive' lines (streams) or blank lines (JSON) before each answer, "
+        "as DeepSeek sends while a request is queued",
+    )
+    timing.add_argument(
+        "--keep-alive-interval",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds between those lines",
+    )
+
+    ops = serve.add_argument_group("operations")
+    ops.add_argument(
+        "--admin-token",
+        default=os.environ.get("DEEPSEEK_MOCK_ADMIN_TOKEN"),
+        help="require this bearer token on /__mock/ (env DEEPSEEK_MOCK_ADMIN_TOKEN)",
+    )
+    ops.add_argument("--journal-size", type=int, default=1000, help="exchanges kept in the journal")
+    ops.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    check = commands.add_parser(
+        "check", help="validate scenario files without serving", formatter_class=_Formatter
+    )
+    check.add_argument("paths", nargs="+", type=Path, help="scenario files or folders")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    delivery = Delivery(
+        first_byte=args.first_byte,
+        gap=args.gap,
+        gap_sigma=args.gap_sigma,
+        gap_cap=args.gap_cap,
+        tokens_per_second=args.tokens_per_second,
+        keep_alives=args.keep_alives,
+        keep_alive_interval=args.keep_alive_interval,
+    )
+    return Settings(
+        host=args.host,
+        port=args.port,
+        dialect=args.dialect,
+        aimlapi_prefix=args.aimlapi_prefix,
+        seed=args.seed,
+        api_keys=tuple(args.api_key),
+        max_body_bytes=args.max_body_bytes,
+        fixtures=tuple(args.fixtures),
+        delivery=delivery,
+        journal_size=args.journal_size,
+        admin_token=args.admin_token,
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mockserver.app import create_app
+    from mockserver.wire import quiet_deliberate_resets
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    quiet_deliberate_resets()
+    threading.Thread(target=tokens.preload, name="tokenizer-preload", daemon=True).start()
+    settings = settings_from(args)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"deepseek-mock: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    mock = app.state.mock
+    for spec in args.fault:
+        try:
+            mock.scenario.add(parse_fault(spec))
+        except ValueError as exc:
+            print(f"deepseek-mock: --fault {spec}: {exc}", file=sys.stderr)  # noqa: T201
+            return 2
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    for prefix, dialect in mock.mounts:
+        log.info(
+            "%-14s base_url http://%s:%d%s%s",
+            dialect.title,
+            host,
+            settings.port,
+            prefix,
+            dialect.sdk_path,
+        )
+    if mock.scenario.rules:
+        log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=args.log_level, lifespan="off"
+    )
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from mockserver.scenario import load_rules
+
+    failed = 0
+    for path in args.paths:
+        try:
+            rules = load_rules(path)
+        except (OSError, ValueError) as exc:
+            print(f"{path}: {exc}", file=sys.stderr)  # noqa: T201
+            failed += 1
+        else:
+            print(f"{path}: {len(rules)} rules: {', '.join(r.name for r in rules)}")  # noqa: T201
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "check":
+        return check(args)
+    parser.print_help()
+    return 0

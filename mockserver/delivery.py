@@ -1,0 +1,104 @@
+"""How the bytes of an answer reach the client: whole and at once by default, or paced,
+queued behind keep-alives, cut, reset or stalled.
+
+The frames are decided before delivery starts; delivery only decides *when* (and whether)
+each one is written. That keeps every fault a transform of a finished byte sequence.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import anyio
+
+# Writing a few frames per send, when nothing asks for pacing, multiplies throughput without
+# changing a single byte; yielding to the loop between batches keeps other streams moving.
+BATCH = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """Timing and delivery faults. `Delivery()` means instant and whole."""
+
+    first_byte: float = 0.0  # seconds before the first frame (time to first token)
+    gap: float = 0.0  # seconds between frames
+    gap_sigma: float = 0.0  # > 0: each gap is lognormal around `gap` with this sigma (seeded)
+    gap_cap: float | None = None  # upper bound for a drawn gap
+    tokens_per_second: float | None = None  # a pace for the whole stream; overrides `gap`
+    keep_alives: int = 0  # ": keep-alive" lines (stream) or blank lines (JSON) before the answer
+    keep_alive_interval: float = 0.0  # seconds between those lines
+    cut_after: int | None = None  # frames written before the response stops
+    reset: bool = False  # at the cut, break the connection instead of ending cleanly
+    stall_after: int | None = (
+        None  # frames written before the server goes silent (until the client leaves)
+    )
+
+    @property
+    def is_plain(self) -> bool:
+        return self == PLAIN
+
+    @property
+    def paced(self) -> bool:
+        return bool(self.gap or self.tokens_per_second)
+
+    def gaps(self, rng: random.Random) -> float:
+        """The pause before the next frame."""
+        base = 1.0 / self.tokens_per_second if self.tokens_per_second else self.gap
+        if self.gap_sigma > 0 and base > 0:
+            # lognormal with median `base`: mu = ln(base)
+            base = rng.lognormvariate(math.log(base), self.gap_sigma)
+        if self.gap_cap is not None:
+            base = min(base, self.gap_cap)
+        return base
+
+    def merged(self, other: Delivery) -> Delivery:
+        """`other`'s non-default fields win (a per-request header over a rule or server default)."""
+        changes = {
+            name: getattr(other, name)
+            for name in self.__dataclass_fields__
+            if getattr(other, name) != getattr(PLAIN, name)
+        }
+        return Delivery(
+            **{name: getattr(self, name) for name in self.__dataclass_fields__} | changes
+        )
+
+
+PLAIN = Delivery()
+
+
+class ConnectionDropped(Exception):
+    """Raised mid-body on purpose: the server then drops the connection without ending the
+    chunked body, which clients see as a broken transfer."""
+
+
+async def deliver(
+    frames: Sequence[bytes], how: Delivery, *, keep_alive: bytes, rng: random.Random
+) -> AsyncIterator[bytes]:
+    for i in range(how.keep_alives):
+        if i:
+            await anyio.sleep(how.keep_alive_interval)
+        yield keep_alive
+    if how.keep_alives and how.keep_alive_interval:
+        await anyio.sleep(how.keep_alive_interval)
+    if how.first_byte:
+        await anyio.sleep(how.first_byte)
+    stop = len(frames) if how.cut_after is None else min(how.cut_after, len(frames))
+    if how.stall_after is not None:
+        stop = min(stop, how.stall_after)
+    if how.paced:
+        for i in range(stop):
+            if i:
+                await anyio.sleep(how.gaps(rng))
+            yield frames[i]
+    else:
+        for start in range(0, stop, BATCH):
+            if start:
+                await anyio.sleep(0)
+            yield b"".join(frames[start : min(start + BATCH, stop)])
+    if how.stall_after is not None and how.stall_after < len(frames):
+        await anyio.sleep_forever()
+    if how.cut_after is not None and how.cut_after < len(frames) and how.reset:
+        raise ConnectionDropped(f"connection reset after {how.cut_after} frames, as the rule asked")

@@ -1,0 +1,81 @@
+"""What a request carries besides its JSON body: the key, the body bytes within their limit,
+and per-request delivery settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import Request
+
+from mockserver.delivery import PLAIN, Delivery
+from mockserver.dialects import Dialect
+from mockserver.errors import ApiError
+
+DELIVERY_HEADER = "x-mock-delivery"
+
+
+def api_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer`, `api-key`/`x-api-key`, or `?api_key=`."""
+    auth = request.headers.get("authorization")
+    if auth is not None:
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError("missing_key", status=401)
+        return token.strip()
+    return (
+        request.headers.get("api-key")
+        or request.headers.get("x-api-key")
+        or request.query_params.get("api_key")
+        or None
+    )
+
+
+def authenticate(request: Request, dialect: Dialect, keys: tuple[str, ...]) -> str:
+    key = api_key(request)
+    if not key:
+        raise ApiError("missing_key")
+    if keys and key not in keys:
+        raise ApiError("invalid_key", dialect.invalid_key_message(key))
+    return key
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    too_large = ApiError("too_large", f"Request body is too large: the limit is {limit} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def header_delivery(headers: Mapping[str, str]) -> Delivery:
+    """`X-Mock-Delivery: first_byte=0.5, gap=0.02, gap_sigma=0.3` — timing for one request."""
+    raw = headers.get(DELIVERY_HEADER)
+    if not raw:
+        return PLAIN
+    fields = Delivery.__dataclass_fields__
+    values: dict[str, object] = {}
+    for item in raw.split(","):
+        name, _, value = item.strip().partition("=")
+        name = name.strip()
+        if name not in fields:
+            raise ApiError(
+                "invalid_request",
+                f"{DELIVERY_HEADER}: unknown setting {name!r}; known: {', '.join(fields)}",
+            )
+        try:
+            if name == "reset":
+                values[name] = value.strip().lower() in ("1", "true", "yes")
+            elif name in ("keep_alives", "cut_after", "stall_after"):
+                values[name] = int(value)
+            else:
+                values[name] = float(value)
+        except ValueError:
+            raise ApiError(
+                "invalid_request", f"{DELIVERY_HEADER}: {name} needs a number, got {value!r}"
+            ) from None
+    return Delivery(**values)  # type: ignore[arg-type]

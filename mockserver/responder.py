@@ -1,0 +1,191 @@
+"""A validated request and a (possibly partial) canned reply → a finished completion.
+
+The completion is provider-neutral: dialects decide field names, key order and extras when
+they render it, as JSON or as a stream of chunks.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mockserver import textgen, tokens
+from mockserver.scenario import Reply, ToolCall
+from mockserver.usage import PromptCache, Usage
+from mockserver.validation import ChatRequest
+
+ALNUM = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True, slots=True)
+class CallOut:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    index: int
+    content: str | None
+    reasoning: str | None = None
+    tool_calls: tuple[CallOut, ...] = ()
+    finish_reason: str = "stop"
+    logprobs: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    id: str
+    created: int
+    model: str
+    choices: tuple[Choice, ...]
+    usage: Usage
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def tool_call_id() -> str:
+    """`call_00_` + 24 letters and digits, the 2026 DeepSeek form."""
+    return "call_00_" + "".join(secrets.choice(ALNUM) for _ in range(24))
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def _logprobs(text: str, rng: random.Random, top: int) -> list[dict[str, Any]]:
+    items = []
+    for token_id in tokens.encode(text):
+        raw = tokens.token_bytes(token_id)
+        token = raw.decode("utf-8", errors="replace")
+        logprob = round(-rng.uniform(0.0, 1.5), 6)
+        alternatives = [{"token": token, "logprob": logprob, "bytes": list(raw)}]
+        alternatives += [
+            {
+                "token": f"{token}{k}",
+                "logprob": round(logprob - rng.uniform(0.5, 5.0), 6),
+                "bytes": None,
+            }
+            for k in range(1, top)
+        ]
+        items.append(
+            {
+                "token": token,
+                "logprob": logprob,
+                "bytes": list(raw),
+                "top_logprobs": alternatives[:top],
+            }
+        )
+    return items
+
+
+class Responder:
+    """Builds completions with an injected seed, clock, id factory and prompt cache."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+        cache: PromptCache | None = None,
+    ) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.cache = cache if cache is not None else PromptCache()
+
+    def complete(
+        self, chat: ChatRequest, reply: Reply, *, completion_id: str, model: str
+    ) -> Completion:
+        choices = tuple(self._choice(chat, reply, index) for index in range(chat.n))
+        completion_tokens = reasoning_tokens = 0
+        for choice in choices:
+            reasoning = tokens.count(choice.reasoning or "")
+            reasoning_tokens += reasoning
+            completion_tokens += reasoning + tokens.count(choice.content or "")
+            completion_tokens += sum(tokens.count(c.name + c.arguments) for c in choice.tool_calls)
+        usage = Usage(
+            prompt_tokens=len(chat.prompt_ids),
+            completion_tokens=completion_tokens,
+            cache_hit_tokens=self.cache.hit(chat.prompt_ids),
+            reasoning_tokens=reasoning_tokens if chat.thinking else None,
+        ).overridden(reply.usage)
+        return Completion(
+            id=completion_id, created=int(self.clock()), model=model, choices=choices, usage=usage
+        )
+
+    def _choice(self, chat: ChatRequest, reply: Reply, index: int) -> Choice:
+        rng = textgen.rng_for(self.seed, chat.raw, index)
+        budget = chat.output_limit
+        truncated = False
+
+        reasoning = None
+        if chat.thinking:
+            full = reply.reasoning_content
+            if full is None:
+                full = textgen.reasoning_text(rng)
+            reasoning, used = tokens.truncate(full, budget)
+            truncated = reasoning != full
+            budget -= used
+
+        calls = self._tool_calls(chat, reply, rng)
+        if calls:
+            content = reply.content or ""
+        elif reply.content is not None:
+            content = reply.content
+        elif chat.json_mode:
+            content = textgen.json_text(rng, chat.last_user_text)
+        else:
+            content = textgen.reply_text(rng, chat.last_user_text)
+
+        content, _ = _cut_at_stop(content, chat.stop)
+        if not truncated:
+            limited, used = tokens.truncate(content, max(budget, 0))
+            truncated = limited != content
+            content = limited
+        else:
+            content = ""
+
+        if reply.finish_reason is not None:
+            finish = reply.finish_reason
+        elif truncated:
+            finish = "length"
+        elif calls:
+            finish = "tool_calls"
+        else:
+            finish = "stop"
+        logprobs = _logprobs(content, rng, chat.top_logprobs) if chat.logprobs else None
+        return Choice(
+            index=index,
+            content=content,
+            reasoning=reasoning,
+            tool_calls=calls,
+            finish_reason=finish,
+            logprobs=logprobs,
+        )
+
+    def _tool_calls(
+        self, chat: ChatRequest, reply: Reply, rng: random.Random
+    ) -> tuple[CallOut, ...]:
+        if reply.tool_calls is not None:
+            return tuple(CallOut(tool_call_id(), c.name, c.arguments) for c in reply.tool_calls)
+        if reply.content is not None or not chat.tools or chat.tool_choice == "none":
+            return ()
+        answered = chat.messages[-1].get("role") == "tool"
+        if answered and chat.tool_choice != "required" and not isinstance(chat.tool_choice, dict):
+            return ()  # the tool's result is in: answer in words
+        if isinstance(chat.tool_choice, dict):
+            name = chat.tool_choice["function"]["name"]
+            tool = next(t for t in chat.tools if t["function"]["name"] == name)
+        else:
+            tool = rng.choice(chat.tools)
+        function = tool["function"]
+        call = ToolCall(
+            name=function["name"], arguments=textgen.arguments_for(function.get("parameters"), rng)
+        )
+        return (CallOut(tool_call_id(), call.name, call.arguments),)

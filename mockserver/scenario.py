@@ -1,0 +1,208 @@
+"""Which answer each request gets: ordered rules, the first live match wins.
+
+A rule has one part per pipeline stage: `match` (which requests), `reply` or `error` (what is
+said) and `delivery` (how the bytes arrive). Anything a reply leaves out is generated.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mockserver.delivery import PLAIN, Delivery
+from mockserver.validation import ChatRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Match:
+    """A predicate over requests. Fields left as None match anything."""
+
+    model: str | None = None
+    stream: bool | None = None
+    prompt: re.Pattern[str] | None = None  # searched in the last user message
+    headers: tuple[tuple[str, re.Pattern[str]], ...] = ()  # lower-case name, pattern on the value
+    dialect: str | None = None
+
+    def __call__(self, chat: ChatRequest, headers: Mapping[str, str], dialect: str) -> bool:
+        return (
+            (self.model is None or self.model == chat.model)
+            and (self.stream is None or self.stream == chat.stream)
+            and (self.dialect is None or self.dialect == dialect)
+            and (self.prompt is None or self.prompt.search(chat.last_user_text) is not None)
+            and all(
+                pattern.search(headers.get(name, "")) is not None for name, pattern in self.headers
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    name: str
+    arguments: str = "{}"  # a JSON object, as text, exactly as it goes on the wire
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """What the assistant says. Anything left as None is generated from the request."""
+
+    content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    finish_reason: str | None = None
+    usage: Mapping[str, int] = field(default_factory=dict)  # figures that replace the counted ones
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorReply:
+    """A documented API error; the dialect decides what its envelope looks like."""
+
+    status: int
+    message: str | None = None
+    code: str | None = None  # the dialect's code, e.g. AceData "token_mismatched"
+    plain: bool = False  # a text/plain body, as some DeepSeek 401/422 answers are
+    retry_after: float | None = None  # seconds, sent as Retry-After
+    retry_after_ms: float | None = None  # sent as retry-after-ms
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    name: str
+    match: Match = field(default_factory=Match)
+    reply: Reply | ErrorReply = field(default_factory=Reply)
+    delivery: Delivery = PLAIN
+    times: int | None = None  # None: every matching request; n: only the first n
+    probability: float = 1.0  # chance that a matching request takes this rule (seeded)
+
+
+GENERATED = Rule(name="generated")
+
+
+class Scenario:
+    """The server's rules. Read on the event loop, replaced from a test's thread."""
+
+    def __init__(self, rules: Sequence[Rule] = (), *, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._seed = seed
+        self._rules: tuple[Rule, ...] = ()
+        self._uses: list[int] = []
+        self._rng = random.Random(seed)
+        self.replace(rules)
+
+    def replace(self, rules: Iterable[Rule]) -> None:
+        with self._lock:
+            self._rules = tuple(rules)
+            self._uses = [0] * len(self._rules)
+            self._rng = random.Random(self._seed)
+
+    def add(self, rule: Rule) -> None:
+        with self._lock:
+            self._rules += (rule,)
+            self._uses.append(0)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._rules
+
+    def uses(self) -> dict[str, int]:
+        with self._lock:
+            return {rule.name: used for rule, used in zip(self._rules, self._uses, strict=True)}
+
+    def decide(self, chat: ChatRequest, headers: Mapping[str, str], dialect: str) -> Rule:
+        with self._lock:
+            for i, rule in enumerate(self._rules):
+                if rule.times is not None and self._uses[i] >= rule.times:
+                    continue
+                if not rule.match(chat, headers, dialect):
+                    continue
+                if rule.probability < 1.0 and self._rng.random() >= rule.probability:
+                    continue
+                self._uses[i] += 1
+                return rule
+        return GENERATED
+
+
+# ----------------------------------------------------------------------------------------------
+# The file format (schemas/scenario.schema.json): JSON in, frozen rules out.
+
+
+def rule_from_json(data: Mapping[str, Any], index: int = 0) -> Rule:
+    match = data.get("match") or {}
+    headers = tuple(
+        (name.lower(), re.compile(pattern))
+        for name, pattern in (match.get("headers") or {}).items()
+    )
+    prompt = match.get("prompt")
+    reply: Reply | ErrorReply
+    if "error" in data:
+        error = data["error"]
+        reply = ErrorReply(
+            status=int(error["status"]),
+            message=error.get("message"),
+            code=error.get("code"),
+            plain=bool(error.get("plain", False)),
+            retry_after=error.get("retry_after"),
+            retry_after_ms=error.get("retry_after_ms"),
+        )
+    else:
+        given = data.get("reply") or {}
+        calls = given.get("tool_calls")
+        reply = Reply(
+            content=given.get("content"),
+            reasoning_content=given.get("reasoning_content"),
+            tool_calls=None
+            if calls is None
+            else tuple(
+                ToolCall(
+                    name=call["name"],
+                    arguments=call["arguments"]
+                    if isinstance(call.get("arguments"), str)
+                    else orjson.dumps(call.get("arguments", {})).decode(),
+                )
+                for call in calls
+            ),
+            finish_reason=given.get("finish_reason"),
+            usage=dict(given.get("usage") or {}),
+        )
+    return Rule(
+        name=str(data.get("name") or f"rule {index + 1}"),
+        match=Match(
+            model=match.get("model"),
+            stream=match.get("stream"),
+            prompt=re.compile(prompt) if prompt is not None else None,
+            headers=headers,
+            dialect=match.get("dialect"),
+        ),
+        reply=reply,
+        delivery=Delivery(**(data.get("delivery") or {})),
+        times=data.get("times"),
+        probability=float(data.get("probability", 1.0)),
+    )
+
+
+def rules_from_json(document: Mapping[str, Any]) -> list[Rule]:
+    """Validated against scenario.schema.json first, so a typo fails loudly, not silently."""
+    from mockserver.schemas import problems  # jsonschema only when a file is actually loaded
+
+    found = problems("scenario.schema.json", document)
+    if found:
+        raise ValueError("not a valid scenario:\n  " + "\n  ".join(found))
+    return [rule_from_json(rule, i) for i, rule in enumerate(document.get("rules", []))]
+
+
+def load_rules(path: Path) -> list[Rule]:
+    """One scenario file, or every *.json file of a folder in name order."""
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    rules: list[Rule] = []
+    for file in files:
+        try:
+            rules += rules_from_json(orjson.loads(file.read_bytes()))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"{file}: {exc}") from None
+    return rules

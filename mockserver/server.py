@@ -1,0 +1,95 @@
+"""The mock on a real socket: uvicorn on 127.0.0.1 in a background thread.
+
+The socket is bound and listening before the thread starts, so a client that connects at once
+waits in the backlog until uvicorn accepts: nobody polls or sleeps for readiness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+
+from mockserver.app import Mock, create_app
+from mockserver.journal import Journal
+from mockserver.scenario import Rule, Scenario
+from mockserver.settings import Settings
+from mockserver.wire import quiet_deliberate_resets
+
+
+class MockServer:
+    """`with MockServer() as server:` gives `server.base_url`, `server.scenario` and
+    `server.journal`; a port of 0 (the default here) picks a free one."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: object) -> None:
+        settings = settings or Settings(port=0)
+        self.settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+        self.app = create_app(self.settings)
+        self.mock: Mock = self.app.state.mock
+        self.scenario: Scenario = self.mock.scenario
+        self.journal: Journal = self.mock.journal
+        self._socket = socket.create_server((self.settings.host, self.settings.port), backlog=2048)
+        host, port = self._socket.getsockname()[:2]
+        self.port: int = port
+        self.url = f"http://{host}:{port}"
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_config=None,  # the host process (pytest, an app) owns logging
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            backlog=2048,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            daemon=True,
+            name="deepseek-mock",
+        )
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI-compatible client takes as `base_url` for the server's main dialect."""
+        return self.url_for(self.settings.dialect or "deepseek")
+
+    def url_for(self, dialect: str) -> str:
+        """The base URL of one dialect on this server (AI/ML sits under a prefix when shared)."""
+        for prefix, mounted in self.mock.mounts:
+            if mounted.name == dialect:
+                return self.url + prefix + mounted.sdk_path
+        raise ValueError(f"this server does not speak {dialect!r}")
+
+    def add(self, *rules: Rule) -> None:
+        for rule in rules:
+            self.scenario.add(rule)
+
+    def reset(self) -> None:
+        """Forget rules, journal and the prompt cache: a clean server for the next test."""
+        self.scenario.replace(())
+        self.journal.clear()
+        self.mock.responder.cache.clear()
+
+    def start(self) -> Self:
+        quiet_deliberate_resets()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+        if self._thread.is_alive():  # pragma: no cover - a hung shutdown is a bug to see
+            raise RuntimeError("mock server still running 10 s after shutdown was requested")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,24 @@
+"""How one server instance runs. Frozen: a running server never changes its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mockserver.delivery import PLAIN, Delivery
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dialect: str | None = None  # None: DeepSeek at /, AceData at /deepseek, AI/ML under a prefix
+    aimlapi_prefix: str = "/aimlapi"  # where the AI/ML API lives when all dialects share a server
+    seed: int = 0
+    api_keys: tuple[str, ...] = ()  # empty: any non-empty key is accepted
+    max_body_bytes: int = 8 * 1024 * 1024
+    fixtures: tuple[Path, ...] = ()  # scenario files or folders, loaded in order
+    delivery: Delivery = field(default=PLAIN)  # the server-wide timing, under any rule's
+    journal_size: int = 1000
+    admin_token: str | None = None  # when set, /__mock/ asks for `Authorization: Bearer <token>`
+    self_check: bool = False  # validate every response against schemas/ before it is sent

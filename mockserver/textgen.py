@@ -1,0 +1,129 @@
+"""Seeded text for requests that no canned reply answers.
+
+The same seed and the same request always give the same words, whatever else the server has
+seen, so a test that fails once fails again. Nothing here reads the clock or global state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+import orjson
+
+OPENERS = (
+    "Sure!",
+    "Happy to help.",
+    "Good question.",
+    "Here is a short answer.",
+    "Of course.",
+    "Let me explain.",
+)
+SUBJECTS = (
+    "The mock server",
+    "This reply",
+    "A deterministic answer",
+    "Your request",
+    "The test suite",
+    "Every stream",
+    "The generated text",
+)
+VERBS = ("keeps", "shows", "gives", "checks", "repeats", "follows", "returns")
+OBJECTS = (
+    "the same words for the same seed",
+    "exact token usage",
+    "the documented wire format",
+    "a stable answer in CI",
+    "frames in the right order",
+    "a clear error when the input is wrong",
+    "no network traffic at all",
+)
+CLOSERS = ("Let me know if you need more.", "Hope this helps! 😊", "Anything else?", "")
+THOUGHTS = (
+    "The user asks something; I should answer briefly.",
+    "First, restate the question.",
+    "Then check what a good, short answer looks like.",
+    "No tool or outside fact is needed here.",
+    "I will keep the answer friendly and clear.",
+)
+
+
+def rng_for(seed: int, request: Any, index: int = 0) -> random.Random:
+    """A generator keyed by the seed and the request's canonical JSON."""
+    canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    digest = hashlib.sha256(b"%d:%d:" % (seed, index) + canonical).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def reply_text(rng: random.Random, topic: str = "") -> str:
+    words = topic.split()
+    lead = rng.choice(OPENERS)
+    if words:
+        lead += f" You asked about “{' '.join(words[:6])}”."
+    body = " ".join(
+        f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}."
+        for _ in range(rng.randint(2, 4))
+    )
+    return " ".join(part for part in (lead, body, rng.choice(CLOSERS)) if part)
+
+
+def reasoning_text(rng: random.Random) -> str:
+    count = rng.randint(2, len(THOUGHTS))
+    return " ".join(THOUGHTS[:count])
+
+
+def json_text(rng: random.Random, topic: str = "") -> str:
+    value = {
+        "answer": reply_text(rng, topic),
+        "confidence": round(rng.uniform(0.5, 1.0), 2),
+        "tags": rng.sample(["mock", "deepseek", "json", "test", "ci"], 2),
+    }
+    return orjson.dumps(value).decode()
+
+
+def value_for(schema: Any, rng: random.Random, depth: int = 0) -> Any:
+    """A value that satisfies the common JSON Schema shapes tool parameters use."""
+    if not isinstance(schema, dict):
+        return "value"
+    if schema.get("enum"):
+        return rng.choice(list(schema["enum"]))
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return value_for(schema[key][0], rng, depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object":
+        if depth > 4:
+            return {}
+        properties = schema.get("properties") or {}
+        required = set(schema.get("required") or properties)
+        return {
+            name: value_for(sub, rng, depth + 1)
+            for name, sub in properties.items()
+            if name in required
+        }
+    if kind == "array":
+        return [
+            value_for(schema.get("items", {}), rng, depth + 1) for _ in range(rng.randint(1, 2))
+        ]
+    if kind == "integer":
+        low = int(schema.get("minimum", 0))
+        return rng.randint(low, max(low, int(schema.get("maximum", low + 100))))
+    if kind == "number":
+        bottom = float(schema.get("minimum", 0))
+        return round(rng.uniform(bottom, float(schema.get("maximum", bottom + 100))), 2)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    return rng.choice(("Paris", "42", "hello", "mock value", "2026-11-23"))
+
+
+def arguments_for(parameters: Any, rng: random.Random) -> str:
+    """Tool-call arguments: always a JSON object, as the live API sends them."""
+    value = value_for(parameters or {"type": "object", "properties": {}}, rng)
+    return orjson.dumps(value if isinstance(value, dict) else {"value": value}).decode()

@@ -1,0 +1,77 @@
+"""Token usage: exact counts from DeepSeek's tokenizer, and a context cache that reports hits
+for a repeated prompt prefix, as DeepSeek's KV cache does."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+# The cache works in whole units of this many tokens (DeepSeek's guide described 64-token
+# units); a prompt shorter than one unit never hits.
+UNIT = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cache_hit_tokens: int = 0
+    reasoning_tokens: int | None = None  # thinking models only
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cache_miss_tokens(self) -> int:
+        return self.prompt_tokens - self.cache_hit_tokens
+
+    def overridden(self, figures: Mapping[str, int]) -> Usage:
+        """A canned reply's figures replace the counted ones; the sums stay consistent."""
+        names = {
+            "prompt_tokens": "prompt_tokens",
+            "completion_tokens": "completion_tokens",
+            "prompt_cache_hit_tokens": "cache_hit_tokens",
+            "cached_tokens": "cache_hit_tokens",
+            "reasoning_tokens": "reasoning_tokens",
+        }
+        changes = {names[key]: int(value) for key, value in figures.items() if key in names}
+        result = replace(self, **changes)
+        if result.cache_hit_tokens > result.prompt_tokens:
+            result = replace(result, cache_hit_tokens=result.prompt_tokens)
+        return result
+
+
+class PromptCache:
+    """Remembers prompt prefixes (in whole units) for one server; bounded, oldest out first."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def hit(self, ids: Sequence[int]) -> int:
+        """How many leading tokens of `ids` were cached; then remember this prompt's prefixes."""
+        keys = []
+        digest = hashlib.blake2b(digest_size=16)
+        for end in range(UNIT, len(ids) + 1, UNIT):
+            digest.update(b",".join(b"%d" % i for i in ids[end - UNIT : end]) + b";")
+            keys.append(digest.copy().digest())
+        hit = 0
+        with self._lock:
+            for n, key in enumerate(keys, start=1):
+                if key in self._seen:
+                    hit = n * UNIT
+                    self._seen.move_to_end(key)
+                else:
+                    self._seen[key] = None
+            while len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+        return hit
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()

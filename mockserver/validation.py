@@ -1,0 +1,385 @@
+"""Request bytes → a validated `ChatRequest`, or an `ApiError` with DeepSeek's own wording.
+
+The checks follow `schemas/chat-request.schema.json` (tests hold the two together); the
+messages follow what the live API says, e.g. "Model Not Exist" and "Invalid max_tokens value,
+the valid range of max_tokens is [1, 8192]". Deserialisation failures read like the serde
+errors DeepSeek's server returns.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mockserver import tokens
+from mockserver.catalog import ModelSpec
+from mockserver.errors import ApiError
+
+Json = dict[str, Any]
+
+ROLES = ("system", "user", "assistant", "tool", "developer")
+FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+PREFIX = "Failed to deserialize the JSON body into the target type: "
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """What differs between dialects in what they accept."""
+
+    models: Mapping[str, ModelSpec]
+    max_stop: int = 16
+    max_n: int = 1  # DeepSeek documents no `n`; AceData allows up to 128
+    max_tools: int = 128
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRequest:
+    """The validated request, reduced to what the pipeline needs, plus the raw body."""
+
+    model: str
+    spec: ModelSpec
+    messages: list[Json]
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    json_mode: bool = False
+    tools: list[Json] = field(default_factory=list)
+    tool_choice: str | Json | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    thinking: bool = False
+    prompt_ids: list[int] = field(default_factory=list)
+    raw: Json = field(default_factory=dict)
+
+    @property
+    def last_user_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return tokens._text(message.get("content"))
+        return ""
+
+    @property
+    def prefix(self) -> str | None:
+        """The assistant prefix of a Chat Prefix Completion request, if this is one."""
+        last = self.messages[-1]
+        if last.get("role") == "assistant" and last.get("prefix") is True:
+            return tokens._text(last.get("content"))
+        return None
+
+    @property
+    def output_limit(self) -> int:
+        return self.max_tokens if self.max_tokens is not None else self.spec.default_output
+
+
+def parse_body(data: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity, no invalid UTF-8, no lone surrogates, bounded nesting."""
+    if not data.strip():
+        raise ApiError("invalid_request", PREFIX + "EOF while parsing a value at line 1 column 0")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(
+            "invalid_request", f"Failed to parse the request body as JSON: {exc.msg}"
+        ) from None
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean `{str(value).lower()}`"
+    if isinstance(value, int):
+        return f"integer `{value}`"
+    if isinstance(value, float):
+        return f"floating point `{value}`"
+    if isinstance(value, str):
+        return f'string "{value[:40]}"'
+    if isinstance(value, list):
+        return "sequence"
+    return "map"
+
+
+def _bad(path: str, value: Any, expected: str) -> ApiError:
+    return ApiError(
+        "invalid_request", f"{PREFIX}{path}: invalid type: {_type_name(value)}, expected {expected}"
+    )
+
+
+def _number(body: Json, key: str, low: float, high: float) -> None:
+    value = body.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(key, value, "f32")
+    if not low <= value <= high:
+        low_s, high_s = (f"{v:g}" for v in (low, high))
+        raise ApiError(
+            "invalid_request",
+            f"Invalid {key} value, the valid range of {key} is [{low_s}, {high_s}]",
+            param=key,
+        )
+
+
+def _integer(body: Json, key: str, low: int, high: int) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(key, value, "u32")
+    if not low <= value <= high:
+        raise ApiError(
+            "invalid_request",
+            f"Invalid {key} value, the valid range of {key} is [{low}, {high}]",
+            param=key,
+        )
+    return value
+
+
+def _boolean(body: Json, key: str) -> bool:
+    value = body.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(key, value, "a boolean")
+    return value
+
+
+def _content(path: str, message: Json, *, nullable: bool) -> None:
+    if "content" not in message:
+        if nullable:
+            return
+        raise ApiError("invalid_request", f"{PREFIX}{path}: missing field `content`")
+    content = message["content"]
+    if content is None and nullable:
+        return
+    if isinstance(content, str):
+        return
+    if isinstance(content, list) and content:
+        for i, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise _bad(f"{path}.content[{i}]", part, "a content part object")
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise _bad(f"{path}.content[{i}].text", part.get("text"), "a string")
+        return
+    raise _bad(f"{path}.content", content, "a string")
+
+
+def _messages(value: Any) -> list[Json]:
+    if not isinstance(value, list):
+        raise _bad("messages", value, "a sequence")
+    if not value:
+        raise ApiError("invalid_request", "Empty input messages", param="messages")
+    for i, message in enumerate(value):
+        path = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise _bad(path, message, "internally tagged enum Message")
+        role = message.get("role")
+        if "role" not in message:
+            raise ApiError("invalid_request", f"{PREFIX}{path}: missing field `role`")
+        if role not in ROLES:
+            shown = role if isinstance(role, str) else _type_name(role)
+            expected = ", ".join(f"`{r}`" for r in ROLES)
+            raise ApiError(
+                "invalid_request",
+                f"{PREFIX}{path}: unknown variant `{shown}`, expected one of {expected}",
+            )
+        _content(path, message, nullable=role == "assistant")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise ApiError("invalid_request", f"{PREFIX}{path}: missing field `tool_call_id`")
+        if (
+            "name" in message
+            and message["name"] is not None
+            and not isinstance(message["name"], str)
+        ):
+            raise _bad(f"{path}.name", message["name"], "a string")
+        if "prefix" in message and message["prefix"] is not None:
+            if not isinstance(message["prefix"], bool):
+                raise _bad(f"{path}.prefix", message["prefix"], "a boolean")
+            if message["prefix"] and (role != "assistant" or i != len(value) - 1):
+                raise ApiError(
+                    "invalid_request",
+                    "The prefix field can only be set on the last message, "
+                    "which must be an assistant message",
+                    param="messages",
+                )
+    return value
+
+
+def _tools(value: Any, limit: int) -> list[Json]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _bad("tools", value, "a sequence")
+    if len(value) > limit:
+        raise ApiError(
+            "invalid_request",
+            f"Too many tools: at most {limit} functions are supported",
+            param="tools",
+        )
+    for i, tool in enumerate(value):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise ApiError(
+                "invalid_request", f"{PREFIX}tools[{i}]: unknown variant, expected `function`"
+            )
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise ApiError("invalid_request", f"{PREFIX}tools[{i}]: missing field `function`")
+        name = function.get("name")
+        if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+            raise ApiError(
+                "invalid_request",
+                f"Invalid 'tools[{i}].function.name': must match ^[a-zA-Z0-9_-]{{1,64}}$",
+                param=f"tools[{i}].function.name",
+            )
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise _bad(f"tools[{i}].function.parameters", parameters, "a JSON Schema object")
+    return value
+
+
+def _tool_choice(value: Any, tools: list[Json]) -> str | Json | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in ("none", "auto", "required"):
+            raise ApiError(
+                "invalid_request",
+                f"{PREFIX}tool_choice: unknown variant `{value}`, "
+                "expected one of `none`, `auto`, `required`",
+            )
+        return value
+    name = value.get("function", {}).get("name") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or value.get("type") != "function" or not isinstance(name, str):
+        raise _bad("tool_choice", value, "`none`, `auto`, `required` or a named function")
+    if name not in {t["function"]["name"] for t in tools}:
+        raise ApiError(
+            "invalid_request",
+            f"tool_choice names a function that is not in tools: {name}",
+            param="tool_choice",
+        )
+    return value
+
+
+def _stop(value: Any, limit: int) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise _bad("stop", value, "a string or a sequence of strings")
+    if len(value) > limit:
+        raise ApiError(
+            "invalid_request",
+            f"Invalid stop value, at most {limit} stop sequences are allowed",
+            param="stop",
+        )
+    return tuple(value)
+
+
+def _thinking(body: Json, spec: ModelSpec) -> bool:
+    value = body.get("thinking")
+    if value is None:
+        return spec.thinking
+    if not isinstance(value, dict) or value.get("type") not in ("enabled", "disabled"):
+        # DeepSeek answers a boolean here with 422 Invalid Parameters.
+        raise ApiError(
+            "invalid_parameters",
+            f"{PREFIX}thinking: invalid type: {_type_name(value)}, "
+            'expected struct Thinking with type "enabled" or "disabled"',
+        )
+    return bool(value["type"] == "enabled")
+
+
+def parse_chat(body: Any, limits: Limits) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise ApiError(
+            "invalid_request",
+            f"{PREFIX}invalid type: {_type_name(body)}, expected struct ChatCompletionRequest",
+        )
+    for key in ("messages", "model"):
+        if key not in body:
+            raise ApiError("invalid_request", f"{PREFIX}missing field `{key}`")
+    model = body["model"]
+    if not isinstance(model, str):
+        raise _bad("model", model, "a string")
+    messages = _messages(body["messages"])
+    spec = limits.models.get(model)
+    if spec is None:
+        raise ApiError("invalid_request", "Model Not Exist", param="model")
+
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    _number(body, "frequency_penalty", -2, 2)
+    _number(body, "presence_penalty", -2, 2)
+    max_tokens = _integer(body, "max_tokens", 1, spec.max_output)
+    completion_cap = _integer(body, "max_completion_tokens", 1, spec.max_output)
+    top_logprobs = _integer(body, "top_logprobs", 0, 20) or 0
+    n = _integer(body, "n", 1, max(limits.max_n, 1)) or 1
+    stream = _boolean(body, "stream")
+    logprobs = _boolean(body, "logprobs")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise _bad("stream_options", options, "struct StreamOptions")
+    include_usage = bool(options and options.get("include_usage") is True)
+
+    response_format = body.get("response_format")
+    json_mode = False
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            raise _bad("response_format", response_format, "`text` or `json_object`")
+        json_mode = kind in ("json_object", "json_schema")
+    tools = _tools(body.get("tools"), limits.max_tools)
+    tool_choice = _tool_choice(body.get("tool_choice"), tools)
+    if tool_choice is not None and tool_choice != "none" and not tools:
+        raise ApiError(
+            "invalid_request", "tool_choice is set but no tools are given", param="tool_choice"
+        )
+    stop = _stop(body.get("stop"), limits.max_stop)
+    thinking = _thinking(body, spec)
+    if thinking and (logprobs or body.get("top_logprobs") is not None):
+        raise ApiError(
+            "invalid_request",
+            f"{model} does not support the parameters `logprobs` and `top_logprobs` "
+            "in thinking mode",
+            param="logprobs",
+        )
+
+    tools_text = orjson.dumps(tools).decode() if tools else ""
+    prompt_ids = tokens.encode(tokens.render_prompt(messages, tools_text))
+    limit = max_tokens if max_tokens is not None else completion_cap
+    requested = len(prompt_ids) + (limit if limit is not None else spec.default_output)
+    if requested > spec.context:
+        raise ApiError(
+            "invalid_request",
+            f"This model's maximum context length is {spec.context} tokens. However, you requested "
+            f"{requested} tokens ({len(prompt_ids)} in the messages, "
+            f"{requested - len(prompt_ids)} in the completion). "
+            "Please reduce the length of the messages or completion.",
+            param="messages",
+        )
+    return ChatRequest(
+        model=model,
+        spec=spec,
+        messages=messages,
+        stream=stream,
+        include_usage=include_usage,
+        max_tokens=limit,
+        stop=stop,
+        n=n,
+        json_mode=json_mode,
+        tools=tools,
+        tool_choice=tool_choice,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
+        thinking=thinking,
+        prompt_ids=prompt_ids,
+        raw=body,
+    )

@@ -1,0 +1,76 @@
+"""The last step: an ASGI response that writes a body as it is produced and stops the moment
+the client leaves, even while it is sleeping between frames or deliberately stalled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+import anyio
+from starlette.types import Receive, Scope, Send
+
+from mockserver.delivery import ConnectionDropped
+
+
+class BodyStream:
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        *,
+        status: int = 200,
+        media_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers = [(b"content-type", media_type.encode())]
+        self.headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        dropped: ConnectionDropped | None = None
+        async with anyio.create_task_group() as group:
+
+            async def watch_for_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch_for_disconnect)
+            try:
+                await send(
+                    {"type": "http.response.start", "status": self.status, "headers": self.headers}
+                )
+                async for chunk in self.body:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except ConnectionDropped as exc:
+                dropped = exc
+            except OSError:
+                pass  # the client went away between our check and the write
+            finally:
+                group.cancel_scope.cancel()
+                await _close(self.body)
+        if dropped is not None:
+            raise dropped  # uvicorn then closes the socket mid-body: what "reset" promises
+
+
+async def _close(body: AsyncIterator[bytes]) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            await aclose()
+
+
+class DropDeliberateResets(logging.Filter):
+    """uvicorn logs every exception that ends a response; a reset we were asked for is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionDropped)
+
+
+def quiet_deliberate_resets() -> None:
+    for name in ("uvicorn.error", "uvicorn"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropDeliberateResets) for f in logger.filters):
+            logger.addFilter(DropDeliberateResets())
