@@ -1,0 +1,3 @@
+"""pytest plugin: fixtures that hand a test a running deepseek-mock."""
+
+from __future__ import annotations
