@@ -73,9 +73,7 @@ def mount(mock: Mock) -> Mount:
 
     async def reset(request: Request) -> Response:
         guard(request)
-        mock.scenario.replace(())
-        mock.journal.clear()
-        mock.responder.cache.clear()
+        mock.reset()
         return Response(status_code=204)
 
     return Mount(

@@ -22,8 +22,9 @@ from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect, s
 from mockserver.errors import ApiError
 from mockserver.inbound import authenticate, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
+from mockserver.resources import data_dir
 from mockserver.responder import Responder
-from mockserver.scenario import ErrorReply, Scenario, load_rules
+from mockserver.scenario import ErrorReply, Rule, Scenario, load_rules
 from mockserver.settings import Settings
 from mockserver.streaming import KEEP_ALIVE, sse
 from mockserver.validation import parse_body, parse_chat
@@ -42,6 +43,13 @@ class Mock:
     journal: Journal
     responder: Responder
     mounts: tuple[tuple[str, Dialect], ...]
+    startup: tuple[Rule, ...] = ()
+
+    def reset(self) -> None:
+        """Back to how the server started: its own rules, an empty journal, a cold cache."""
+        self.scenario.replace(self.startup)
+        self.journal.clear()
+        self.responder.cache.clear()
 
     def dialect_for(self, path: str) -> Dialect:
         """The dialect whose envelope an unrouted path gets: the longest matching prefix."""
@@ -66,6 +74,14 @@ def mounts_for(settings: Settings) -> tuple[tuple[str, Dialect], ...]:
     return (("", DEEPSEEK), ("", ACEDATA), (prefix, AIMLAPI))
 
 
+def startup_rules(settings: Settings) -> list[Rule]:
+    """The user's fixtures first (first match wins), then the captures' own replies."""
+    paths = list(settings.fixtures)
+    if settings.captured_replies:
+        paths.append(data_dir("fixtures") / "replies")
+    return [rule for path in paths for rule in load_rules(path)]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -73,17 +89,16 @@ def create_app(
     journal: Journal | None = None,
 ) -> Starlette:
     settings = settings or Settings()
+    startup = tuple(startup_rules(settings)) if scenario is None else scenario.rules
     if scenario is None:
-        scenario = Scenario(seed=settings.seed)
-        for path in settings.fixtures:
-            for rule in load_rules(path):
-                scenario.add(rule)
+        scenario = Scenario(startup, seed=settings.seed)
     mock = Mock(
         settings=settings,
         scenario=scenario,
         journal=journal if journal is not None else Journal(settings.journal_size),
         responder=Responder(seed=settings.seed),
         mounts=mounts_for(settings),
+        startup=startup,
     )
     routes: list[BaseRoute] = []
     for prefix, dialect in mock.mounts:

@@ -69,10 +69,8 @@ class MockServer:
             self.scenario.add(rule)
 
     def reset(self) -> None:
-        """Forget rules, journal and the prompt cache: a clean server for the next test."""
-        self.scenario.replace(())
-        self.journal.clear()
-        self.mock.responder.cache.clear()
+        """Back to the rules the server started with; empty journal, cold prompt cache."""
+        self.mock.reset()
 
     def start(self) -> Self:
         quiet_deliberate_resets()

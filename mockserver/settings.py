@@ -18,6 +18,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()  # empty: any non-empty key is accepted
     max_body_bytes: int = 8 * 1024 * 1024
     fixtures: tuple[Path, ...] = ()  # scenario files or folders, loaded in order
+    captured_replies: bool = True  # then fixtures/replies: the live captures' own examples
     delivery: Delivery = field(default=PLAIN)  # the server-wide timing, under any rule's
     journal_size: int = 1000
     admin_token: str | None = None  # when set, /__mock/ asks for `Authorization: Bearer <token>`
