@@ -41,7 +41,14 @@ def mount(mock: Mock) -> Mount:
 
     async def health(request: Request) -> Response:
         guard(request)
-        return _json({"status": "ok", "dialects": [d.name for _, d in mock.mounts]})
+        return _json(
+            {
+                "status": "ok",
+                "dialects": [d.name for _, d in mock.mounts],
+                "open_bodies": mock.bodies.count,
+                "journal": len(mock.journal),
+            }
+        )
 
     async def journal(request: Request) -> Response:
         guard(request)

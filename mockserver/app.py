@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,7 +28,7 @@ from mockserver.scenario import ErrorReply, Rule, Scenario, load_rules
 from mockserver.settings import Settings
 from mockserver.streaming import KEEP_ALIVE, sse
 from mockserver.validation import parse_body, parse_chat
-from mockserver.wire import BodyStream
+from mockserver.wire import BodyStream, OpenBodies
 
 log = logging.getLogger("mockserver")
 Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
@@ -44,6 +44,7 @@ class Mock:
     responder: Responder
     mounts: tuple[tuple[str, Dialect], ...]
     startup: tuple[Rule, ...] = ()
+    bodies: OpenBodies = field(default_factory=OpenBodies)
 
     def reset(self) -> None:
         """Back to how the server started: its own rules, an empty journal, a cold cache."""
@@ -154,6 +155,7 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
                 deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
                 media_type="text/event-stream; charset=utf-8",
                 headers=headers | {"cache-control": "no-cache"},
+                tracker=mock.bodies,
             )
         rendered = dialect.render(completion)
         if settings.self_check:
@@ -165,6 +167,7 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
             deliver([body], how, keep_alive=b"\n", rng=rng),
             media_type="application/json",
             headers=headers,
+            tracker=mock.bodies,
         )
 
     return chat_completions

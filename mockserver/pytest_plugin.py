@@ -1,3 +1,166 @@
-"""pytest plugin: fixtures that hand a test a running deepseek-mock."""
+"""pytest plugin: fixtures that hand a test a running deepseek-mock.
+
+One server serves the whole session and is reset around every test; a test marked
+`@pytest.mark.deepseek_mock(...)` gets a server of its own. Settings come from the marker first,
+then the command line, then `Settings`' defaults.
+
+Loaded by every pytest run in an environment that has the package (a `pytest11` entry point),
+so the server and the OpenAI SDK are imported only once a fixture asks for them.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import openai
+
+    from mockserver.server import MockServer
+    from mockserver.settings import Settings
+
+ALL_DIALECTS = "all"
+DEFAULT_API_KEY = "sk-deepseek-mock"
+MARKER = "deepseek_mock"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from mockserver.dialects import DIALECTS
+
+    group = parser.getgroup("deepseek-mock", "deepseek-mock: a local DeepSeek API")
+    group.addoption(
+        "--deepseek-mock-dialect",
+        default=ALL_DIALECTS,
+        choices=[ALL_DIALECTS, *sorted(DIALECTS)],
+        help="the dialect the session's mock speaks (default: all, every dialect on one server)",
+    )
+    group.addoption(
+        "--deepseek-mock-seed",
+        type=int,
+        default=0,
+        help="the seed of the session's mock: same seed, same generated answers (default: 0)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**settings): give this test a mock server of its own, started with these "
+        "mockserver.Settings fields (e.g. dialect='acedata', seed=7, api_keys=('sk-a',)); "
+        "strict=True also fails the test when a rule with `times` was not used up.",
+    )
+
+
+def _options(config: pytest.Config) -> dict[str, Any]:
+    dialect = config.getoption("--deepseek-mock-dialect")
+    return {
+        "dialect": None if dialect == ALL_DIALECTS else dialect,
+        "seed": config.getoption("--deepseek-mock-seed"),
+    }
+
+
+def _marker_settings(marker: pytest.Mark) -> dict[str, Any]:
+    """The marker's Settings fields, checked here so a typo names the marker, not a dataclass."""
+    from mockserver.settings import Settings
+
+    if marker.args:
+        pytest.fail(f"@pytest.mark.{MARKER} takes keyword arguments only", pytrace=False)
+    known = {field.name for field in dataclasses.fields(Settings)}
+    given = {name: value for name, value in marker.kwargs.items() if name != "strict"}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        pytest.fail(
+            f"@pytest.mark.{MARKER}: unknown setting(s) {', '.join(unknown)}; "
+            f"Settings has: {', '.join(sorted(known))}",
+            pytrace=False,
+        )
+    # Lists read naturally in a marker; Settings is frozen and wants tuples (and Paths).
+    if "fixtures" in given:
+        given["fixtures"] = tuple(Path(path) for path in given["fixtures"])
+    return {
+        name: tuple(value) if isinstance(value, list) else value for name, value in given.items()
+    }
+
+
+def _settings(config: pytest.Config, overrides: Mapping[str, Any]) -> Settings:
+    from mockserver.settings import Settings
+
+    # Port 0 first, so a marker may still pin a port but two test runs never collide by default.
+    return Settings(**{"port": 0, **_options(config), **overrides})
+
+
+def _unused_rules(server: MockServer) -> list[str]:
+    uses = server.scenario.uses()
+    return [
+        f"{rule.name!r} was used {uses.get(rule.name, 0)} of {rule.times} times"
+        for rule in server.scenario.rules
+        if rule.times is not None and uses.get(rule.name, 0) < rule.times
+    ]
+
+
+@pytest.fixture(scope="session")
+def deepseek_mock_server(pytestconfig: pytest.Config) -> Iterator[MockServer]:
+    """The session's mock server, settings from the command line; prefer `deepseek_mock`."""
+    from mockserver.server import MockServer
+
+    with MockServer(_settings(pytestconfig, {})) as server:
+        yield server
+
+
+@pytest.fixture
+def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
+    """A mock server with its start-up rules and an empty journal, and left that way after.
+
+    `@pytest.mark.deepseek_mock(**settings)` gives the test a dedicated server instead.
+    """
+    marker = request.node.get_closest_marker(MARKER)
+    overrides = _marker_settings(marker) if marker else {}
+    strict = bool(marker.kwargs.get("strict", False)) if marker else False
+    if overrides:
+        from mockserver.server import MockServer
+
+        with MockServer(_settings(request.config, overrides)) as server:
+            yield server
+            unused = _unused_rules(server) if strict else []
+    else:
+        # Looked up only here, so a run whose tests all bring their own settings never starts it.
+        server = request.getfixturevalue("deepseek_mock_server")
+        server.reset()
+        try:
+            yield server
+            unused = _unused_rules(server) if strict else []
+        finally:
+            server.reset()
+    if unused:
+        pytest.fail(
+            "strict deepseek_mock: rules not used up:\n  " + "\n  ".join(unused), pytrace=False
+        )
+
+
+def _api_key(server: MockServer) -> str:
+    return server.settings.api_keys[0] if server.settings.api_keys else DEFAULT_API_KEY
+
+
+@pytest.fixture
+def deepseek_client(deepseek_mock: MockServer) -> Iterator[openai.OpenAI]:
+    """`openai.OpenAI` bound to `deepseek_mock`, with the SDK's own retries left on."""
+    import openai
+
+    client = openai.OpenAI(base_url=deepseek_mock.base_url, api_key=_api_key(deepseek_mock))
+    with client:
+        yield client
+
+
+@pytest.fixture
+async def deepseek_async_client(deepseek_mock: MockServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """`openai.AsyncOpenAI` bound to `deepseek_mock`, for tests run by anyio's or an asyncio
+    plugin: it is closed on the event loop that opened its connections."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=deepseek_mock.base_url, api_key=_api_key(deepseek_mock))
+    async with client:
+        yield client

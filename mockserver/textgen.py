@@ -49,8 +49,25 @@ THOUGHTS = (
 )
 
 
+# Fields that shape how much of the answer is sent, or how, not what it says: a streamed or
+# truncated request gets the same words as the plain one, cut where it asks.
+NOT_CONTENT = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "stop",
+        "max_tokens",
+        "max_completion_tokens",
+        "logprobs",
+        "top_logprobs",
+    }
+)
+
+
 def rng_for(seed: int, request: Any, index: int = 0) -> random.Random:
     """A generator keyed by the seed and the request's canonical JSON."""
+    if isinstance(request, dict):
+        request = {k: v for k, v in request.items() if k not in NOT_CONTENT}
     canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     digest = hashlib.sha256(b"%d:%d:" % (seed, index) + canonical).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ def _text(content: Any) -> str:
     return ""
 
 
-def render_prompt(messages: Iterable[dict[str, Any]], tools_text: str = "") -> str:
+def render_prompt(messages: Iterable[Mapping[str, Any]], tools_text: str = "") -> str:
     """DeepSeek's chat template: BOS, system text, `<｜User｜>` turns, `<｜Assistant｜>` turns
     closed by EOS, and a final `<｜Assistant｜>` that the reply continues from."""
     parts = [BOS]
@@ -136,14 +136,17 @@ def token_bytes(token_id: int) -> bytes:
 
 def pieces(text: str) -> list[str]:
     """The text as the live API streams it: one piece per token. A token that ends inside a
-    UTF-8 character gives an empty piece, and the character arrives with the next one."""
+    UTF-8 character gives an empty piece, and all of its text (a leading space included)
+    arrives with the next one: the capture shows `""` then `" 😊"`."""
     out: list[str] = []
     pending = b""
     for token_id in encode(text):
         pending += token_bytes(token_id)
-        cut = _complete_prefix(pending)
-        out.append(pending[:cut].decode("utf-8"))
-        pending = pending[cut:]
+        if _complete_prefix(pending) < len(pending):
+            out.append("")
+            continue
+        out.append(pending.decode("utf-8"))
+        pending = b""
     if pending:  # pragma: no cover - tokens of valid text always end on a character boundary
         out.append(pending.decode("utf-8", errors="replace"))
     return out

@@ -4,12 +4,34 @@ the client leaves, even while it is sleeping between frames or deliberately stal
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Mapping
 
 import anyio
 from starlette.types import Receive, Scope, Send
 
 from mockserver.delivery import ConnectionDropped
+
+
+class OpenBodies:
+    """How many streamed bodies are being written right now: zero once every client has its
+    answer or has gone, which is how tests prove nothing was left behind."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._count -= 1
+
+    @property
+    def count(self) -> int:
+        return self._count
 
 
 class BodyStream:
@@ -20,13 +42,19 @@ class BodyStream:
         status: int = 200,
         media_type: str,
         headers: Mapping[str, str] | None = None,
+        tracker: OpenBodies | None = None,
     ) -> None:
         self.body = body
+        self.tracker = tracker or OpenBodies()
         self.status = status
         self.headers = [(b"content-type", media_type.encode())]
         self.headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with self.tracker:
+            await self._write(receive, send)
+
+    async def _write(self, receive: Receive, send: Send) -> None:
         dropped: ConnectionDropped | None = None
         async with anyio.create_task_group() as group:
 
