@@ -6,7 +6,7 @@ request → dialect (route) → auth, body, validation → rule → responder �
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -20,14 +20,16 @@ from mockserver import admin, textgen
 from mockserver.delivery import deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect, stream_id
 from mockserver.errors import ApiError
+from mockserver.faults import broken_frames, error_event, header_fault
 from mockserver.inbound import authenticate, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
+from mockserver.quota import Balance, RateLimiter
 from mockserver.resources import data_dir
 from mockserver.responder import Responder
 from mockserver.scenario import ErrorReply, Rule, Scenario, load_rules
 from mockserver.settings import Settings
 from mockserver.streaming import KEEP_ALIVE, sse
-from mockserver.validation import parse_body, parse_chat
+from mockserver.validation import ChatRequest, parse_body, parse_chat
 from mockserver.wire import BodyStream, OpenBodies
 
 log = logging.getLogger("mockserver")
@@ -45,12 +47,16 @@ class Mock:
     mounts: tuple[tuple[str, Dialect], ...]
     startup: tuple[Rule, ...] = ()
     bodies: OpenBodies = field(default_factory=OpenBodies)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    balance: Balance = field(default_factory=Balance)
 
     def reset(self) -> None:
         """Back to how the server started: its own rules, an empty journal, a cold cache."""
         self.scenario.replace(self.startup)
         self.journal.clear()
         self.responder.cache.clear()
+        self.limiter.reset()
+        self.balance.reset()
 
     def dialect_for(self, path: str) -> Dialect:
         """The dialect whose envelope an unrouted path gets: the longest matching prefix."""
@@ -100,6 +106,12 @@ def create_app(
         responder=Responder(seed=settings.seed),
         mounts=mounts_for(settings),
         startup=startup,
+        limiter=RateLimiter(
+            concurrent=settings.max_concurrent,
+            per_window=settings.rate_limit,
+            window=settings.rate_window,
+        ),
+        balance=Balance(settings.balance_tokens),
     )
     routes: list[BaseRoute] = []
     for prefix, dialect in mock.mounts:
@@ -133,44 +145,64 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
             parse_body(await read_body(request, settings.max_body_bytes)), dialect.limits
         )
         request.state.stream = chat.stream
-        rule = mock.scenario.decide(chat, request.headers, dialect.name)
+        rule = header_fault(request.headers) or mock.scenario.decide(
+            chat, request.headers, dialect.name
+        )
         request.state.rule = rule.name
-        how = settings.delivery.merged(rule.delivery).merged(header_delivery(request.headers))
         if isinstance(rule.reply, ErrorReply):
             raise error_from(rule.reply)
-
-        model = dialect.response_model(chat.model)
-        completion_id = stream_id(dialect, model) if chat.stream else dialect.new_id(model)
-        completion = mock.responder.complete(
-            chat, rule.reply, completion_id=completion_id, model=model
-        )
-        headers = dialect.headers(completion, chat.stream)
-        rng = textgen.rng_for(settings.seed, chat.raw, -1)  # pacing jitter: seeded as well
-        if chat.stream:
-            chunks = list(dialect.chunks(completion, chat.include_usage))
-            if settings.self_check:
-                _self_check(dialect.schema("chat-completion-chunk"), *chunks)
-            frames = sse(chunks, dialect.dumps)
-            return BodyStream(
-                deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
-                media_type="text/event-stream; charset=utf-8",
-                headers=headers | {"cache-control": "no-cache"},
-                tracker=mock.bodies,
-            )
-        rendered = dialect.render(completion)
-        if settings.self_check:
-            _self_check(dialect.schema("chat-completion"), rendered)
-        body = dialect.dumps(rendered)
-        if how.is_plain:
-            return Response(body, media_type="application/json", headers=headers)
-        return BodyStream(
-            deliver([body], how, keep_alive=b"\n", rng=rng),
-            media_type="application/json",
-            headers=headers,
-            tracker=mock.bodies,
-        )
+        mock.balance.check()
+        mock.limiter.acquire()
+        try:
+            response = answer(mock, dialect, chat, rule, request.headers)
+        except BaseException:
+            mock.limiter.release()
+            raise
+        if isinstance(response, BodyStream):
+            response.finished = mock.limiter.release  # in flight until the last byte
+        else:
+            mock.limiter.release()
+        return response
 
     return chat_completions
+
+
+def answer(
+    mock: Mock, dialect: Dialect, chat: ChatRequest, rule: Rule, request_headers: Mapping[str, str]
+) -> Response | BodyStream:
+    """The reply to a request that passed every check: rendered, encoded, delivered."""
+    settings = mock.settings
+    how = settings.delivery.merged(rule.delivery).merged(header_delivery(request_headers))
+    assert not isinstance(rule.reply, ErrorReply)
+    model = dialect.response_model(chat.model)
+    completion_id = stream_id(dialect, model) if chat.stream else dialect.new_id(model)
+    completion = mock.responder.complete(chat, rule.reply, completion_id=completion_id, model=model)
+    mock.balance.spend(completion.usage.total_tokens)
+    headers = dialect.headers(completion, chat.stream)
+    rng = textgen.rng_for(settings.seed, chat.raw, -1)  # pacing jitter: seeded as well
+    if chat.stream:
+        chunks = list(dialect.chunks(completion, chat.include_usage))
+        if settings.self_check:
+            _self_check(dialect.schema("chat-completion-chunk"), *chunks)
+        frames = broken_frames(sse(chunks, dialect.dumps), how, error_event(dialect.dumps))
+        return BodyStream(
+            deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
+            media_type="text/event-stream; charset=utf-8",
+            headers=headers | {"cache-control": "no-cache"},
+            tracker=mock.bodies,
+        )
+    rendered = dialect.render(completion)
+    if settings.self_check:
+        _self_check(dialect.schema("chat-completion"), rendered)
+    body = dialect.dumps(rendered) if how.body is None else how.body.encode()
+    if how.is_plain:
+        return Response(body, media_type="application/json", headers=headers)
+    return BodyStream(
+        deliver([body], how, keep_alive=b"\n", rng=rng),
+        media_type="application/json",
+        headers=headers,
+        tracker=mock.bodies,
+    )
 
 
 def models_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
@@ -187,7 +219,8 @@ def balance_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
     async def balance(request: Request) -> Response:
         request.state.dialect = dialect.name
         authenticate(request, dialect, mock.settings.api_keys)
-        return Response(dialect.dumps(dialect.balance_body(True)), media_type="application/json")
+        body = dialect.balance_body(mock.balance.available)
+        return Response(dialect.dumps(body), media_type="application/json")
 
     return balance
 

@@ -7,6 +7,7 @@ each one is written. That keeps every fault a transform of a finished byte seque
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -32,9 +33,15 @@ class Delivery:
     keep_alive_interval: float = 0.0  # seconds between those lines
     cut_after: int | None = None  # frames written before the response stops
     reset: bool = False  # at the cut, break the connection instead of ending cleanly
-    stall_after: int | None = (
-        None  # frames written before the server goes silent (until the client leaves)
+    stall_after: int | None = None  # frames written before the server goes silent (headers sent)
+    # Broken content, for streams (frame N counts from 0, keep-alives excluded):
+    malformed_at: int | None = None  # frame N is cut mid-JSON
+    error_at: int | None = (
+        None  # frame N is an in-band `data: {"error": ...}` event; nothing follows
     )
+    duplicate_done: bool = False  # `data: [DONE]` twice
+    body: str | None = None  # the whole body replaced by this text, e.g. "" or "  \n" (status 200)
+    split_writes: bool = False  # each frame in several writes, cut inside UTF-8 characters
 
     @property
     def is_plain(self) -> bool:
@@ -88,7 +95,14 @@ async def deliver(
     stop = len(frames) if how.cut_after is None else min(how.cut_after, len(frames))
     if how.stall_after is not None:
         stop = min(stop, how.stall_after)
-    if how.paced:
+    if how.split_writes:
+        for i in range(stop):
+            if i and how.paced:
+                await anyio.sleep(how.gaps(rng))
+            for piece in split_awkwardly(frames[i]):
+                yield piece
+                await anyio.sleep(0)  # one write each: the pieces leave separately
+    elif how.paced:
         for i in range(stop):
             if i:
                 await anyio.sleep(how.gaps(rng))
@@ -102,3 +116,13 @@ async def deliver(
         await anyio.sleep_forever()
     if how.cut_after is not None and how.cut_after < len(frames) and how.reset:
         raise ConnectionDropped(f"connection reset after {how.cut_after} frames, as the rule asked")
+
+
+def split_awkwardly(frame: bytes) -> list[bytes]:
+    """A frame in pieces cut where parsers trip: inside `data:`, inside a multi-byte UTF-8
+    character when there is one, and just before the closing blank line."""
+    cuts = {3, len(frame) - 1}
+    inside = next((i + 1 for i, byte in enumerate(frame) if byte >= 0xC0), None)
+    cuts.add(inside if inside is not None else len(frame) // 2)
+    edges = [0, *sorted(c for c in cuts if 0 < c < len(frame)), len(frame)]
+    return [frame[a:b] for a, b in itertools.pairwise(edges) if a < b]

@@ -12,8 +12,11 @@ keep_alives=3  three keep-alive lines before each answer
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mockserver.delivery import Delivery
+from mockserver.errors import ApiError
 from mockserver.scenario import ErrorReply, Rule
 
 _SPEC = re.compile(r"^(?P<body>[^x:]+?)(?:x(?P<times>\d+))?(?::(?P<options>.*))?$")
@@ -37,6 +40,14 @@ def parse_fault(spec: str) -> Rule:
                 raise ValueError(f"unknown option {key!r}; known: {', '.join(_ERROR_OPTIONS)}")
             extra[key] = _ERROR_OPTIONS[key](value)
         return Rule(name=f"--fault {spec}", reply=ErrorReply(status=status, **extra), times=times)  # type: ignore[arg-type]
+    flags = {
+        "duplicate_done": Delivery(duplicate_done=True),
+        "empty_body": Delivery(body=""),
+        "blank_body": Delivery(body="  \n"),
+        "split_writes": Delivery(split_writes=True),
+    }
+    if body in flags:
+        return Rule(name=f"--fault {spec}", delivery=flags[body], times=times)
     key, _, value = body.partition("=")
     if not value.isdigit():
         raise ValueError(f"{key} needs a whole number, e.g. {key}=3")
@@ -46,7 +57,53 @@ def parse_fault(spec: str) -> Rule:
         "reset_after": Delivery(cut_after=n, reset=True),
         "stall_after": Delivery(stall_after=n),
         "keep_alives": Delivery(keep_alives=n),
+        "malformed_at": Delivery(malformed_at=n),
+        "error_at": Delivery(error_at=n),
     }
     if key not in deliveries:
-        raise ValueError(f"unknown fault {key!r}; known: {', '.join(deliveries)} or an HTTP status")
+        known = ", ".join([*deliveries, *flags])
+        raise ValueError(f"unknown fault {key!r}; known: {known}, or an HTTP status")
     return Rule(name=f"--fault {spec}", delivery=deliveries[key], times=times)
+
+
+def broken_frames(frames: list[bytes], how: Delivery, error_event: bytes) -> list[bytes]:
+    """The frames a faulty delivery asks for, before any timing is applied."""
+    if how.body is not None:
+        return [how.body.encode()]
+    out = list(frames)
+    if how.malformed_at is not None and how.malformed_at < len(out):
+        frame = out[how.malformed_at]
+        out[how.malformed_at] = frame[: max(len(frame) // 2, 7)] + b"\n\n"  # JSON cut mid-way
+    if how.error_at is not None and how.error_at < len(out):
+        out = [*out[: how.error_at], error_event]
+    if how.duplicate_done and out and out[-1] == b"data: [DONE]\n\n":
+        out.append(out[-1])
+    return out
+
+
+def error_event(dumps: Callable[[Any], bytes]) -> bytes:
+    """An in-band error, OpenAI style: the openai SDK raises APIError when it reads one."""
+    payload = {
+        "error": {
+            "message": "Internal error while generating the response",
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
+    return b"data: " + dumps(payload) + b"\n\n"
+
+
+FAULT_HEADER = "x-mock-fault"
+
+
+def header_fault(headers: Mapping[str, str]) -> Rule | None:
+    """`X-Mock-Fault: 503` (same words as --fault): a one-off fault for this request only."""
+    spec = headers.get(FAULT_HEADER)
+    if not spec:
+        return None
+    try:
+        rule = parse_fault(spec)
+    except ValueError as exc:
+        raise ApiError("invalid_request", f"{FAULT_HEADER}: {exc}") from None
+    return Rule(name=f"{FAULT_HEADER}: {spec}", reply=rule.reply, delivery=rule.delivery)

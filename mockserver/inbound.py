@@ -12,6 +12,8 @@ from mockserver.dialects import Dialect
 from mockserver.errors import ApiError
 
 DELIVERY_HEADER = "x-mock-delivery"
+FLAGS = frozenset({"reset", "duplicate_done", "split_writes"})
+COUNTS = frozenset({"keep_alives", "cut_after", "stall_after", "malformed_at", "error_at"})
 
 
 def api_key(request: Request) -> str | None:
@@ -68,10 +70,12 @@ def header_delivery(headers: Mapping[str, str]) -> Delivery:
                 f"{DELIVERY_HEADER}: unknown setting {name!r}; known: {', '.join(fields)}",
             )
         try:
-            if name == "reset":
-                values[name] = value.strip().lower() in ("1", "true", "yes")
-            elif name in ("keep_alives", "cut_after", "stall_after"):
+            if name in FLAGS:
+                values[name] = value.strip().lower() in ("", "1", "true", "yes")
+            elif name in COUNTS:
                 values[name] = int(value)
+            elif name == "body":
+                values[name] = value
             else:
                 values[name] = float(value)
         except ValueError:

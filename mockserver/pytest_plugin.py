@@ -5,7 +5,7 @@ One server serves the whole session and is reset around every test; a test marke
 then the command line, then `Settings`' defaults.
 
 Loaded by every pytest run in an environment that has the package (a `pytest11` entry point),
-so the server and the OpenAI SDK are imported only once a fixture asks for them.
+so the OpenAI SDK, the slowest import here, waits until a client fixture asks for it.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mockserver.dialects import DIALECTS
+from mockserver.server import MockServer
+from mockserver.settings import Settings
+
 if TYPE_CHECKING:
     import openai
-
-    from mockserver.server import MockServer
-    from mockserver.settings import Settings
 
 ALL_DIALECTS = "all"
 DEFAULT_API_KEY = "sk-deepseek-mock"
@@ -29,8 +30,6 @@ MARKER = "deepseek_mock"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from mockserver.dialects import DIALECTS
-
     group = parser.getgroup("deepseek-mock", "deepseek-mock: a local DeepSeek API")
     group.addoption(
         "--deepseek-mock-dialect",
@@ -65,8 +64,6 @@ def _options(config: pytest.Config) -> dict[str, Any]:
 
 def _marker_settings(marker: pytest.Mark) -> dict[str, Any]:
     """The marker's Settings fields, checked here so a typo names the marker, not a dataclass."""
-    from mockserver.settings import Settings
-
     if marker.args:
         pytest.fail(f"@pytest.mark.{MARKER} takes keyword arguments only", pytrace=False)
     known = {field.name for field in dataclasses.fields(Settings)}
@@ -87,8 +84,6 @@ def _marker_settings(marker: pytest.Mark) -> dict[str, Any]:
 
 
 def _settings(config: pytest.Config, overrides: Mapping[str, Any]) -> Settings:
-    from mockserver.settings import Settings
-
     # Port 0 first, so a marker may still pin a port but two test runs never collide by default.
     return Settings(**{"port": 0, **_options(config), **overrides})
 
@@ -105,8 +100,6 @@ def _unused_rules(server: MockServer) -> list[str]:
 @pytest.fixture(scope="session")
 def deepseek_mock_server(pytestconfig: pytest.Config) -> Iterator[MockServer]:
     """The session's mock server, settings from the command line; prefer `deepseek_mock`."""
-    from mockserver.server import MockServer
-
     with MockServer(_settings(pytestconfig, {})) as server:
         yield server
 
@@ -121,8 +114,6 @@ def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
     overrides = _marker_settings(marker) if marker else {}
     strict = bool(marker.kwargs.get("strict", False)) if marker else False
     if overrides:
-        from mockserver.server import MockServer
-
         with MockServer(_settings(request.config, overrides)) as server:
             yield server
             unused = _unused_rules(server) if strict else []

@@ -20,6 +20,10 @@ class Settings:
     fixtures: tuple[Path, ...] = ()  # scenario files or folders, loaded in order
     captured_replies: bool = True  # then fixtures/replies: the live captures' own examples
     delivery: Delivery = field(default=PLAIN)  # the server-wide timing, under any rule's
+    max_concurrent: int | None = None  # chat requests in flight before a 429
+    rate_limit: int | None = None  # chat requests per `rate_window` seconds before a 429
+    rate_window: float = 60.0
+    balance_tokens: int | None = None  # tokens the account may spend; then 402 (None: unlimited)
     journal_size: int = 1000
     admin_token: str | None = None  # when set, /__mock/ asks for `Authorization: Bearer <token>`
     self_check: bool = False  # validate every response against schemas/ before it is sent

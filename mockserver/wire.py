@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import anyio
 from starlette.types import Receive, Scope, Send
@@ -46,13 +46,18 @@ class BodyStream:
     ) -> None:
         self.body = body
         self.tracker = tracker or OpenBodies()
+        self.finished: Callable[[], None] | None = None  # called once the body is done, however
         self.status = status
         self.headers = [(b"content-type", media_type.encode())]
         self.headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with self.tracker:
-            await self._write(receive, send)
+        try:
+            with self.tracker:
+                await self._write(receive, send)
+        finally:
+            if self.finished is not None:
+                self.finished()
 
     async def _write(self, receive: Receive, send: Send) -> None:
         dropped: ConnectionDropped | None = None

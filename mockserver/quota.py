@@ -1,0 +1,95 @@
+"""Account state the live APIs enforce: a concurrency cap, a request rate, and a balance that
+runs out. Each answers with the dialect's own error when exceeded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from mockserver.errors import ApiError
+
+
+class RateLimiter:
+    """At most `concurrent` requests in flight and `per_window` started per `window` seconds."""
+
+    def __init__(
+        self,
+        *,
+        concurrent: int | None = None,
+        per_window: int | None = None,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.concurrent = concurrent
+        self.per_window = per_window
+        self.window = window
+        self._clock = clock
+        self._in_flight = 0
+        self._started: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def acquire(self) -> None:
+        """Take a slot or raise the 429; every successful acquire needs one release()."""
+        with self._lock:
+            if self.concurrent is not None and self._in_flight >= self.concurrent:
+                raise ApiError(
+                    "rate_limit",
+                    f"Your current concurrency is {self._in_flight + 1}, which exceeds your "
+                    f"concurrency limit of {self.concurrent}.",
+                )
+            if self.per_window is not None:
+                now = self._clock()
+                while self._started and self._started[0] <= now - self.window:
+                    self._started.popleft()
+                if len(self._started) >= self.per_window:
+                    wait = self._started[0] + self.window - now
+                    raise ApiError(
+                        "rate_limit",
+                        headers={"retry-after": f"{max(wait, 0.001):.3f}".rstrip("0").rstrip(".")},
+                    )
+                self._started.append(now)
+            self._in_flight += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._started.clear()
+
+
+class Balance:
+    """What the account can still spend, in tokens; None means unlimited."""
+
+    def __init__(self, tokens: int | None = None) -> None:
+        self.initial = tokens
+        self._left = tokens
+        self._lock = threading.Lock()
+
+    @property
+    def left(self) -> int | None:
+        return self._left
+
+    @property
+    def available(self) -> bool:
+        return self._left is None or self._left > 0
+
+    def check(self) -> None:
+        if not self.available:
+            raise ApiError("insufficient_balance")
+
+    def spend(self, tokens: int) -> None:
+        with self._lock:
+            if self._left is not None:
+                self._left = max(self._left - tokens, 0)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._left = self.initial
