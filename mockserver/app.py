@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver import admin, textgen
-from mockserver.delivery import deliver
+from mockserver.delivery import ConnectionDropped, deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect, stream_id
 from mockserver.errors import ApiError
 from mockserver.faults import broken_frames, error_event, header_fault
@@ -250,6 +250,8 @@ async def render_error(request: Request, exc: Exception) -> Response:
         error = exc
     elif isinstance(exc, HTTPException):
         error = ApiError.for_status(exc.status_code)
+    elif isinstance(exc, ConnectionDropped):
+        error = ApiError("server_error")  # asked for: the response has started, nothing is sent
     else:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
         error = ApiError("server_error")

@@ -34,6 +34,19 @@ examples:
 """
 
 
+def _rate(value: str) -> tuple[int, float]:
+    count, _, seconds = value.partition("/")
+    try:
+        rate, window = int(count), float(seconds or 60)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected N/SECONDS such as 60/60, got {value!r}"
+        ) from None
+    if rate < 1 or window <= 0:
+        raise argparse.ArgumentTypeError("both N and SECONDS must be positive")
+    return rate, window
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     pass
 
@@ -108,6 +121,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger request bodies get 413"
     )
 
+    account = serve.add_argument_group("account limits (answered with the dialect's 429 / 402)")
+    account.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        metavar="N",
+        help="chat requests in flight at once before a 429",
+    )
+    account.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=None,
+        metavar="N/SECONDS",
+        help="requests per window before a 429 with Retry-After, e.g. 60/60",
+    )
+    account.add_argument(
+        "--balance-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tokens the account may spend; then DeepSeek 402, AI/ML 403, "
+        "AceData used_up, and /user/balance says is_available false",
+    )
+
     timing = serve.add_argument_group("timing (per request: header X-Mock-Delivery)")
     timing.add_argument(
         "--first-byte",
@@ -173,7 +210,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         keep_alives=args.keep_alives,
         keep_alive_interval=args.keep_alive_interval,
     )
+    rate, window = args.rate_limit or (None, 60.0)
     return Settings(
+        max_concurrent=args.max_concurrent,
+        rate_limit=rate,
+        rate_window=window,
+        balance_tokens=args.balance_tokens,
         host=args.host,
         port=args.port,
         dialect=args.dialect,
@@ -192,10 +234,10 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mockserver.app import create_app
-    from mockserver.wire import quiet_deliberate_resets
+    from mockserver.wire import install_log_filters
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    quiet_deliberate_resets()
+    install_log_filters()
     threading.Thread(target=tokens.preload, name="tokenizer-preload", daemon=True).start()
     settings = settings_from(args)
     try:

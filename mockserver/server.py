@@ -18,14 +18,16 @@ from mockserver.app import Mock, create_app
 from mockserver.journal import Journal
 from mockserver.scenario import Rule, Scenario
 from mockserver.settings import Settings
-from mockserver.wire import quiet_deliberate_resets
+from mockserver.wire import install_log_filters
 
 
 class MockServer:
     """`with MockServer() as server:` gives `server.base_url`, `server.scenario` and
     `server.journal`; a port of 0 (the default here) picks a free one."""
 
-    def __init__(self, settings: Settings | None = None, **overrides: object) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, log_level: str = "warning", **overrides: object
+    ) -> None:
         settings = settings or Settings(port=0)
         self.settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
         self.app = create_app(self.settings)
@@ -40,7 +42,7 @@ class MockServer:
             self.app,
             lifespan="off",
             log_config=None,  # the host process (pytest, an app) owns logging
-            log_level="warning",
+            log_level=log_level,
             timeout_graceful_shutdown=2,
             backlog=2048,
         )
@@ -73,7 +75,7 @@ class MockServer:
         self.mock.reset()
 
     def start(self) -> Self:
-        quiet_deliberate_resets()
+        install_log_filters()
         self._thread.start()
         return self
 

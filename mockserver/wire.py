@@ -11,6 +11,7 @@ import anyio
 from starlette.types import Receive, Scope, Send
 
 from mockserver.delivery import ConnectionDropped
+from mockserver.journal import redact_query
 
 
 class OpenBodies:
@@ -102,8 +103,28 @@ class DropDeliberateResets(logging.Filter):
         return not isinstance(exc, ConnectionDropped)
 
 
-def quiet_deliberate_resets() -> None:
-    for name in ("uvicorn.error", "uvicorn"):
+class RedactAccessLog(logging.Filter):
+    """uvicorn's access line carries the query string; a key sent as ?api_key= must not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            path = str(args[2])
+            if "?" in path:
+                route, _, query = path.partition("?")
+                args[2] = f"{route}?{redact_query(query)}"
+                record.args = tuple(args)
+        return True
+
+
+def install_log_filters() -> None:
+    """Idempotent: deliberate resets are not errors, and keys never reach a log line."""
+    wanted: list[tuple[str, type[logging.Filter]]] = [
+        ("uvicorn.error", DropDeliberateResets),
+        ("uvicorn", DropDeliberateResets),
+        ("uvicorn.access", RedactAccessLog),
+    ]
+    for name, kind in wanted:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, DropDeliberateResets) for f in logger.filters):
-            logger.addFilter(DropDeliberateResets())
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
