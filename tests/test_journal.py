@@ -52,8 +52,8 @@ def test_rejected_failed_and_cut_exchanges_are_all_recorded(mock: MockServer) ->
     httpx.post(mock.url + "/chat/completions", content=b"{", headers=AUTH)  # bad JSON
     httpx.get(mock.url + "/nowhere")
     httpx.post(mock.url + "/chat/completions", json=BODY, headers=AUTH | {"X-Mock-Fault": "500"})
+    stream = BODY | {"stream": True}
     with pytest.raises(httpx.RemoteProtocolError):
-        stream = BODY | {"stream": True}
         httpx.post(
             mock.url + "/chat/completions",
             json=stream,
@@ -86,7 +86,7 @@ def test_the_journal_is_bounded_oldest_first() -> None:
 
 
 def test_wait_for_fails_clearly_instead_of_hanging() -> None:
-    with pytest.raises(AssertionError, match="expected 1 within 0.05 s"):
+    with pytest.raises(AssertionError, match=r"expected 1 within 0\.05 s"):
         Journal().wait_for(1, timeout=0.05)
 
 
