@@ -89,11 +89,10 @@ def _settings(config: pytest.Config, overrides: Mapping[str, Any]) -> Settings:
 
 
 def _unused_rules(server: MockServer) -> list[str]:
-    uses = server.scenario.uses()
     return [
-        f"{rule.name!r} was used {uses.get(rule.name, 0)} of {rule.times} times"
-        for rule in server.scenario.rules
-        if rule.times is not None and uses.get(rule.name, 0) < rule.times
+        f"{rule.name!r} was used {used} of {rule.times} times"
+        for rule, used in server.scenario.usage()
+        if rule.times is not None and used < rule.times
     ]
 
 

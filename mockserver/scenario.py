@@ -111,8 +111,16 @@ class Scenario:
         return self._rules
 
     def uses(self) -> dict[str, int]:
+        """Uses by rule name (rules that share a name add up; see `usage()`)."""
+        totals: dict[str, int] = {}
+        for rule, used in self.usage():
+            totals[rule.name] = totals.get(rule.name, 0) + used
+        return totals
+
+    def usage(self) -> list[tuple[Rule, int]]:
+        """Each rule with how many requests it has answered, in order."""
         with self._lock:
-            return {rule.name: used for rule, used in zip(self._rules, self._uses, strict=True)}
+            return list(zip(self._rules, self._uses, strict=True))
 
     def decide(self, chat: ChatRequest, headers: Mapping[str, str], dialect: str) -> Rule:
         with self._lock:
