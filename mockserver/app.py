@@ -82,11 +82,12 @@ def mounts_for(settings: Settings) -> tuple[tuple[str, Dialect], ...]:
 
 
 def startup_rules(settings: Settings) -> list[Rule]:
-    """The user's fixtures first (first match wins), then the captures' own replies."""
+    """Rules given in code or by --fault, then the user's fixtures (first match wins), then
+    the captures' own replies."""
     paths = list(settings.fixtures)
     if settings.captured_replies:
         paths.append(data_dir("fixtures") / "replies")
-    return [rule for path in paths for rule in load_rules(path)]
+    return [*settings.rules, *(rule for path in paths for rule in load_rules(path))]
 
 
 def create_app(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -236,37 +239,41 @@ def serve(args: argparse.Namespace) -> int:
     from mockserver.app import create_app
     from mockserver.wire import install_log_filters
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
     install_log_filters()
+    # The tokenizer loads while uvicorn starts, not on the first request.
     threading.Thread(target=tokens.preload, name="tokenizer-preload", daemon=True).start()
-    settings = settings_from(args)
     try:
+        faults = tuple(parse_fault(spec) for spec in args.fault)
+        settings = dataclasses.replace(settings_from(args), rules=faults)
         app = create_app(settings)
     except ValueError as exc:
-        print(f"deepseek-mock: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"deepseek-mock: {exc}", file=sys.stderr)
         return 2
-    mock = app.state.mock
-    for spec in args.fault:
-        try:
-            mock.scenario.add(parse_fault(spec))
-        except ValueError as exc:
-            print(f"deepseek-mock: --fault {spec}: {exc}", file=sys.stderr)  # noqa: T201
-            return 2
+    try:
+        # Bound here, not by uvicorn, so the log can show the real port when --port is 0.
+        sock = socket.create_server((settings.host, settings.port), backlog=2048)
+    except OSError as exc:
+        print(
+            f"deepseek-mock: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    mock = app.state.mock
     for prefix, dialect in mock.mounts:
         log.info(
-            "%-14s base_url http://%s:%d%s%s",
-            dialect.title,
-            host,
-            settings.port,
-            prefix,
-            dialect.sdk_path,
+            "%-14s base_url http://%s:%d%s%s", dialect.title, host, port, prefix, dialect.sdk_path
         )
     if mock.scenario.rules:
         log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=args.log_level, lifespan="off"
+    log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
+    config = uvicorn.Config(
+        app, log_level=args.log_level, lifespan="off", backlog=2048, log_config=None
     )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down and said so
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -278,10 +285,10 @@ def check(args: argparse.Namespace) -> int:
         try:
             rules = load_rules(path)
         except (OSError, ValueError) as exc:
-            print(f"{path}: {exc}", file=sys.stderr)  # noqa: T201
+            print(f"{path}: {exc}", file=sys.stderr)
             failed += 1
         else:
-            print(f"{path}: {len(rules)} rules: {', '.join(r.name for r in rules)}")  # noqa: T201
+            print(f"{path}: {len(rules)} rules: {', '.join(r.name for r in rules)}")
     return 1 if failed else 0
 
 

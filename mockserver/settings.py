@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mockserver.delivery import PLAIN, Delivery
+from mockserver.scenario import Rule
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,6 +18,7 @@ class Settings:
     seed: int = 0
     api_keys: tuple[str, ...] = ()  # empty: any non-empty key is accepted
     max_body_bytes: int = 8 * 1024 * 1024
+    rules: tuple[Rule, ...] = ()  # rules that come first (e.g. from --fault)
     fixtures: tuple[Path, ...] = ()  # scenario files or folders, loaded in order
     captured_replies: bool = True  # then fixtures/replies: the live captures' own examples
     delivery: Delivery = field(default=PLAIN)  # the server-wide timing, under any rule's

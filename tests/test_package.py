@@ -1,0 +1,208 @@
+"""The package as users get it: its public names, its layers, its command line, its wheel."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+import mockserver
+from mockserver import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "mockserver"
+
+# Modules that must stay free of the web stack and of pytest: the pipeline's pure stages.
+PURE = {
+    "catalog", "delivery", "dialects", "errors", "faults", "quota", "resources", "responder",
+    "scenario", "schemas", "settings", "streaming", "textgen", "tokens", "usage", "validation",
+}  # fmt: skip
+WEB = ("starlette", "uvicorn")
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(mockserver.__all__) == [
+        "DIALECTS", "Delivery", "Dialect", "Entry", "ErrorReply", "Journal", "Match",
+        "MockServer", "Reply", "Rule", "Scenario", "Settings", "ToolCall", "create_app",
+    ]  # fmt: skip
+    for name in mockserver.__all__:
+        assert getattr(mockserver, name) is not None
+
+
+def _imports(module: Path) -> set[str]:
+    tree = ast.parse(module.read_text("utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(PURE))
+def test_pure_modules_import_no_web_stack_or_pytest(name: str) -> None:
+    imported = _imports(PACKAGE / f"{name}.py")
+    offending = {i for i in imported if i.split(".")[0] in (*WEB, "pytest")}
+    assert not offending, f"{name}.py imports {offending}"
+
+
+def test_only_the_edges_import_uvicorn_and_pytest() -> None:
+    for module in PACKAGE.glob("*.py"):
+        imported = {i.split(".")[0] for i in _imports(module)}
+        if "uvicorn" in imported:
+            assert module.stem in ("server", "cli"), module.name
+        if "pytest" in imported:
+            assert module.stem == "pytest_plugin", module.name
+
+
+def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["serve", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in (
+        "--dialect",
+        "{acedata,aimlapi,deepseek}",
+        "--fixtures",
+        "--fault",
+        "examples:",
+        "curl",
+        "(default: 127.0.0.1)",
+    ):
+        assert expected in text
+
+
+def test_bad_arguments_are_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["serve", "--dialect", "deepsek"])
+    assert done.value.code == 2
+    assert "invalid choice: 'deepsek'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--rate-limit", "lots"])
+    assert "expected N/SECONDS" in capsys.readouterr().err
+
+
+def test_check_command_validates_scenario_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = ROOT / "fixtures" / "scenarios"
+    assert cli.main(["check", str(good)]) == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rules": [{"name": "x", "error": {"status": "503"}}]}')
+    assert cli.main(["check", str(bad)]) == 1
+    assert "is not of type 'integer'" in capsys.readouterr().err
+
+
+def _serve(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--log-level", "info", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _base_url(process: subprocess.Popen[str]) -> str:
+    """Read the log until it says where DeepSeek is served (bounded: 200 lines)."""
+    assert process.stdout is not None
+    for _ in range(200):
+        line = process.stdout.readline()
+        if "DeepSeek API" in line and "base_url" in line:
+            return line.split("base_url ")[1].split()[0]
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError("the server did not start")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hung server is the failure to see
+        process.kill()
+        raise
+
+
+def test_serve_answers_all_dialects_on_one_port() -> None:
+    process = _serve("--fault", "503x1")
+    try:
+        base = _base_url(process)
+        auth = {"Authorization": "Bearer sk-test"}
+        body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(base + "/chat/completions", json=body, headers=auth).status_code == 503
+        assert httpx.post(base + "/chat/completions", json=body, headers=auth).status_code == 200
+        ace = body | {"model": "deepseek-v3"}
+        assert (
+            httpx.post(base + "/deepseek/chat/completions", json=ace, headers=auth).status_code
+            == 200
+        )
+        assert (
+            httpx.post(base + "/aimlapi/v1/chat/completions", json=body, headers=auth).status_code
+            == 200
+        )
+    finally:
+        _stop(process)
+        assert process.stdout is not None
+        log = process.stdout.read()
+        process.stdout.close()
+    assert process.returncode == 0, log
+    assert "Application startup complete" not in log or process.returncode == 0
+
+
+def test_a_wheel_works_on_its_own(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mockserver/_schemas/deepseek/chat-completion.schema.json" in names
+    assert "mockserver/_fixtures/replies/captured.json" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    # Away from the checkout, with the wheel's copy first on the path: it must find its own
+    # schemas and fixtures, answer, and pass its own self-check.
+    probe = (
+        "import httpx, mockserver, mockserver.resources as r;"
+        "from mockserver import MockServer, Settings;"
+        "assert str(r.data_dir('schemas')).startswith(%r), r.data_dir('schemas');"
+        "s = MockServer(Settings(port=0, self_check=True)).start();"
+        "b = {'model': 'deepseek-v3', 'stream': True, 'messages': [{'role': 'user', 'content': 'hello'}]};"
+        "t = httpx.post(s.url + '/deepseek/chat/completions', json=b, headers={'authorization': 'Bearer x'}).text;"
+        "s.stop(); assert '\" 😊\"' in t, t; print('ok')"
+    ).replace("%r", repr(str(site)))
+    env = os.environ | {"PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "ok", result.stderr
