@@ -51,7 +51,13 @@ def _rate(value: str) -> tuple[int, float]:
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Examples keep their layout; defaults are shown where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        empty = action.default is None or action.default is False or action.default == []
+        if empty or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="shortcut for a fault rule, e.g. 503, 503x2, 429:retry_after=2, "
-        "cut_after=5, reset_after=3, stall_after=2 (repeatable; see README)",
+        help="a fault rule in a few words (repeatable; xN: only N times): an HTTP status "
+        "(503, 503x2, 429:retry_after=2, 401:code=token_expired) or a delivery fault "
+        "(cut_after=5, reset_after=3, stall_after=2, keep_alives=3, malformed_at=4, error_at=4, "
+        "duplicate_done, empty_body, blank_body, split_writes)",
     )
     what.add_argument("--seed", type=int, default=0, help="seed for generated text and jitter")
     what.add_argument(
