@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import signal
 import subprocess
@@ -206,3 +207,19 @@ def test_a_wheel_works_on_its_own(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_readme_scenario_examples_are_valid() -> None:
+    from mockserver.scenario import rules_from_json
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    blocks = [b.split("```", 1)[0] for b in readme.split("```json\n")[1:]]
+    assert blocks, "the README shows a scenario file"
+    for block in blocks:
+        assert rules_from_json(json.loads(block))
+
+
+def test_readme_first_screen_shows_the_two_commands() -> None:
+    first_screen = "\n".join((ROOT / "README.md").read_text("utf-8").splitlines()[:30])
+    assert "make serve" in first_screen and "make test" in first_screen
+    assert 'base_url="http://127.0.0.1:8000"' in first_screen
