@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from mockserver import admin, textgen
 from mockserver.delivery import ConnectionDropped, deliver
-from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect, stream_id
+from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
 from mockserver.faults import broken_frames, error_event, header_fault
 from mockserver.inbound import authenticate, header_delivery, read_body
@@ -176,7 +176,7 @@ def answer(
     how = settings.delivery.merged(rule.delivery).merged(header_delivery(request_headers))
     assert not isinstance(rule.reply, ErrorReply)
     model = dialect.response_model(chat.model)
-    completion_id = stream_id(dialect, model) if chat.stream else dialect.new_id(model)
+    completion_id = dialect.completion_id(model, chat.stream)
     completion = mock.responder.complete(chat, rule.reply, completion_id=completion_id, model=model)
     mock.balance.spend(completion.usage.total_tokens)
     headers = dialect.headers(completion, chat.stream)

@@ -1,0 +1,126 @@
+"""What the suite talks to, and how much it may say: the `Target` and the request `Budget`.
+
+A target is only an address, a key and a dialect. Whether a mock or a provider answers is the
+conftest's business; the tests never ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+
+from mockserver.dialects import DIALECTS, Dialect
+
+MOCK_KEY = "sk-contract"  # the only key the suite's own mocks accept, so a wrong one gets a 401
+# Never a real key: the 401 case sends this one on purpose.
+WRONG_KEY = "sk-contract-wrong-key-0000"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+DEFAULT_LIVE_BUDGET = 40
+DEFAULT_EXAMPLES = {"mock": 15, "live": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One endpoint under test. `base_url` is the server root: the dialect's own paths follow."""
+
+    name: str  # "mock" or "live"
+    base_url: str
+    api_key: str = field(repr=False)  # kept out of every repr, traceback and report
+    dialect: Dialect = field(repr=False)
+    model: str = ""  # the model the suite chats with (the dialect's default unless overridden)
+    models: tuple[str, ...] = ()  # what generated requests may pick from
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.dialect.name}"
+
+    @property
+    def sdk_base_url(self) -> str:
+        """What an OpenAI SDK client takes as `base_url` for this target."""
+        return self.base_url + self.dialect.sdk_path
+
+    @property
+    def loopback(self) -> bool:
+        return (urlsplit(self.base_url).hostname or "") in LOOPBACK
+
+    def __repr__(self) -> str:
+        return f"Target({self.id} at {self.base_url})"
+
+
+def select_dialects(requested: Iterable[str], *, live: bool, env: Mapping[str, str]) -> list[str]:
+    """`--contract-dialect` values (repeatable, comma lists, "all"), else the default: every
+    dialect against the mock, `CONTRACT_DIALECT` (or deepseek) live."""
+    raw = list(requested)
+    if not raw:
+        raw = [env.get("CONTRACT_DIALECT") or "deepseek"] if live else ["all"]
+    chosen: list[str] = []
+    for item in raw:
+        for name in (part.strip() for part in item.split(",")):
+            if not name:
+                continue
+            if name == "all":
+                names = list(DIALECTS)
+            elif name in DIALECTS:
+                names = [name]
+            else:
+                raise pytest.UsageError(
+                    f"unknown contract dialect {name!r}; choose from: all, {', '.join(DIALECTS)}"
+                )
+            chosen += [n for n in names if n not in chosen]
+    if not chosen:
+        raise pytest.UsageError("no contract dialect selected")
+    return chosen
+
+
+def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def missing_keys(dialects: Iterable[str], env: Mapping[str, str]) -> list[str]:
+    """The key variables a live run needs but does not have."""
+    return [DIALECTS[d].key_env for d in dialects if not env.get(DIALECTS[d].key_env, "").strip()]
+
+
+def live_target(dialect: str, env: Mapping[str, str]) -> Target:
+    spec = DIALECTS[dialect]
+    base_url = (env.get("CONTRACT_BASE_URL") or spec.live_base_url).rstrip("/")
+    model = env.get("CONTRACT_MODEL") or spec.default_model
+    return Target("live", base_url, env[spec.key_env].strip(), spec, model, (model,))
+
+
+def mock_target(dialect: str, base_url: str) -> Target:
+    spec = DIALECTS[dialect]
+    return Target("mock", base_url, MOCK_KEY, spec, spec.default_model, tuple(spec.limits.models))
+
+
+class Budget:
+    """Counts every request the suite sends; past `limit` (live runs only) a test fails before
+    sending, so a loop gone wrong cannot run up a bill."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.refused = 0
+
+    def spend(self, what: str) -> None:
+        if self.limit is not None and self.spent >= self.limit:
+            self.refused += 1
+            pytest.fail(
+                f"request budget exhausted: {self.limit} requests already sent "
+                f"(CONTRACT_MAX_REQUESTS={self.limit}); not sending {what}",
+                pytrace=False,
+            )
+        self.spent += 1

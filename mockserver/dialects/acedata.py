@@ -1,0 +1,194 @@
+"""AceData Cloud: spaced JSON, role in every delta, its own error codes and trace_id."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from collections.abc import Iterator
+
+from mockserver.catalog import ACEDATA_MODELS
+from mockserver.dialects.base import (
+    ALNUM,
+    Dialect,
+    ErrorBody,
+    Json,
+    spaced,
+    tool_calls_json,
+    usage_core,
+)
+from mockserver.errors import ApiError, Kind
+from mockserver.responder import Choice, Completion
+from mockserver.streaming import deltas
+from mockserver.usage import Usage
+from mockserver.validation import Limits
+
+# Captured 2025-08: `deepseek-v3` answers with an `as-…` id and a `flag` in the choice; the
+# newer models (2025-12 capture) with `chatcmpl-<uuid>`, `refs` and `service_tier`.
+_FLAG_MODELS = frozenset({"deepseek-v3"})
+
+
+def _acedata_id(model: str) -> str:
+    if model in _FLAG_MODELS:
+        return "as-" + "".join(
+            secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10)
+        )
+    return f"chatcmpl-{uuid.uuid4()}"
+
+
+def _acedata_message(ch: Choice, *, role_first: bool) -> Json:
+    message: Json = (
+        {"role": "assistant", "content": ch.content}
+        if role_first
+        else {
+            "content": ch.content,
+            "role": "assistant",
+        }
+    )
+    if ch.reasoning is not None:
+        message["reasoning_content"] = ch.reasoning
+    if ch.tool_calls:
+        message["tool_calls"] = tool_calls_json(ch, with_index=False)
+    return message
+
+
+def _acedata_render(c: Completion) -> Json:
+    if c.model in _FLAG_MODELS:
+        return {
+            "id": c.id,
+            "object": "chat.completion",
+            "created": c.created,
+            "model": c.model,
+            "choices": [
+                {
+                    "index": ch.index,
+                    "message": _acedata_message(ch, role_first=True),
+                    "finish_reason": ch.finish_reason,
+                    "flag": 0,
+                }
+                for ch in c.choices
+            ],
+            "usage": usage_core(c.usage),
+        }
+    return {
+        "id": c.id,
+        "object": "chat.completion",
+        "created": c.created,
+        "model": c.model,
+        "usage": usage_core(c.usage),
+        "choices": [
+            {
+                "index": ch.index,
+                "message": _acedata_message(ch, role_first=False),
+                "refs": None,
+                "logprobs": {"content": ch.logprobs} if ch.logprobs is not None else None,
+                "finish_reason": ch.finish_reason,
+                "service_tier": None,
+            }
+            for ch in c.choices
+        ],
+    }
+
+
+def _acedata_stream_usage(usage: Usage) -> Json:
+    return usage_core(usage) | {
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cache_hit_tokens,
+            "text_tokens": 0,
+            "audio_tokens": 0,
+            "image_tokens": 0,
+        },
+        "completion_tokens_details": {
+            "text_tokens": 0,
+            "audio_tokens": 0,
+            "reasoning_tokens": usage.reasoning_tokens or 0,
+        },
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "input_tokens_details": None,
+    }
+
+
+def _acedata_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
+    head = {
+        "id": c.id,
+        "object": "chat.completion.chunk",
+        "created": c.created,
+        "model": c.model,
+        "system_fingerprint": None,
+    }
+    for choice in c.choices:
+        for d in deltas(choice, role_chunk=False):
+            delta: Json = d.delta | {"role": "assistant"}  # role repeats in every delta
+            chunk: Json = head | {
+                "choices": [
+                    {
+                        "delta": delta,
+                        "logprobs": None,
+                        "finish_reason": d.finish_reason,
+                        "index": d.index,
+                    }
+                ],
+                "usage": None,
+            }
+            if d.finish_reason is not None and choice is c.choices[-1]:
+                chunk["usage"] = _acedata_stream_usage(c.usage)
+            yield chunk
+
+
+def _acedata_stream_id(model: str) -> str:
+    """Together-style ids, as in the stream capture: o7X27b1-2kFHot-97098d957dd1d39a-PDX."""
+    pick = "".join(secrets.choice(ALNUM) for _ in range(13))
+    return f"{pick[:7]}-{pick[7:]}-{secrets.token_hex(8)}-PDX"
+
+
+ACEDATA_CODES: dict[Kind, tuple[str, int, str]] = {
+    # kind: (code, status, default message) — AceData's documented code table
+    "invalid_request": ("bad_request", 400, "The request is invalid."),
+    "invalid_parameters": ("bad_request", 400, "The request parameters are invalid."),
+    "missing_key": ("no_token", 400, "The token is not specified."),
+    "invalid_key": ("invalid_token", 401, "The specified token is invalid or wrong."),
+    "forbidden": ("forbidden", 403, "The request is forbidden."),
+    "insufficient_balance": ("used_up", 403, "Balance insufficient"),
+    "not_found": ("no_api", 404, "The API does not exist."),
+    "method_not_allowed": ("no_api", 405, "The method is not allowed."),
+    "too_large": ("bad_request", 413, "The request body is too large."),
+    "rate_limit": ("too_many_requests", 429, "You have exceeded the rate limit."),
+    "server_error": ("api_error", 500, "Internal server error."),
+    "bad_gateway": ("api_error", 502, "fetch failed"),
+    "overloaded": ("api_error", 503, "The service is overloaded."),
+    "timeout": ("timeout", 504, "The request timed out."),
+}
+
+
+def _acedata_error(error: ApiError, path: str) -> ErrorBody:
+    code, status, default = ACEDATA_CODES[error.kind]
+    if error.code is not None or error.kind not in ("missing_key", "insufficient_balance"):
+        status = error.status  # AceData answers these two kinds with its own status
+    message = error.message or default
+    if error.plain:
+        return ErrorBody(status, message.encode(), "text/plain; charset=utf-8")
+    body = {
+        "error": {"code": error.code or code, "message": message},
+        "trace_id": str(uuid.uuid4()),
+    }
+    return ErrorBody(status, spaced(body))
+
+
+ACEDATA = Dialect(
+    name="acedata",
+    title="AceData Cloud",
+    limits=Limits(models=ACEDATA_MODELS, max_stop=4, max_n=128),
+    default_model="deepseek-v3",
+    chat_paths=("/deepseek/chat/completions",),
+    sdk_path="/deepseek",
+    home="/deepseek",
+    key_env="ACEDATA_API_TOKEN",
+    live_base_url="https://api.acedata.cloud",
+    dumps=spaced,
+    new_id=_acedata_id,
+    new_stream_id=_acedata_stream_id,
+    render=_acedata_render,
+    chunks=_acedata_chunks,
+    error=_acedata_error,
+)

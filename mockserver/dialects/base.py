@@ -1,0 +1,91 @@
+"""What every dialect is made of, and the pieces they share."""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mockserver.errors import ApiError
+from mockserver.responder import Choice, Completion
+from mockserver.usage import Usage
+from mockserver.validation import Limits
+
+Json = dict[str, Any]
+ALNUM = string.ascii_letters + string.digits
+
+
+def compact(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def spaced(value: Any) -> bytes:
+    """Python-style `", "` / `": "` separators, non-ASCII as is: AceData's wire form."""
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBody:
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dialect:
+    name: str
+    title: str
+    limits: Limits
+    default_model: str
+    chat_paths: tuple[str, ...]
+    models_paths: tuple[str, ...] = ()
+    balance_paths: tuple[str, ...] = ()
+    models_need_key: bool = True
+    sdk_path: str = ""  # appended to the server URL to give an OpenAI SDK's base_url
+    home: str = ""  # the path prefix this dialect owns (its errors answer unknown paths there)
+    invalid_key_message: Callable[[str], str | None] = field(default=lambda key: None)
+    key_env: str
+    live_base_url: str
+    dumps: Callable[[Any], bytes]
+    new_id: Callable[[str], str]  # model → completion id
+    new_stream_id: Callable[[str], str] | None = None  # when streams use another id style
+    render: Callable[[Completion], Json]
+    chunks: Callable[[Completion, bool], Iterator[Json]]  # (completion, include_usage)
+    error: Callable[[ApiError, str], ErrorBody]  # (error, path)
+    headers: Callable[[Completion | None, bool], dict[str, str]] = field(
+        default=lambda completion, stream: {}
+    )
+    models_body: Callable[[], Json] = field(default=lambda: {"object": "list", "data": []})
+    balance_body: Callable[[bool], Json] = field(default=lambda available: {})
+
+    def schema(self, kind: str) -> str:
+        """`kind` is chat-completion, chat-completion-chunk, error, models or balance."""
+        return f"{self.name}/{kind}.schema.json"
+
+    def completion_id(self, model: str, stream: bool) -> str:
+        make = self.new_stream_id if stream and self.new_stream_id else self.new_id
+        return make(model)
+
+    def response_model(self, model: str) -> str:
+        spec = self.limits.models.get(model)
+        return spec.answers_as or model if spec else model
+
+
+def usage_core(usage: Usage) -> Json:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def tool_calls_json(choice: Choice, *, with_index: bool) -> list[Json]:
+    return [
+        ({"index": k} if with_index else {})
+        | {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for k, c in enumerate(choice.tool_calls)
+    ]

@@ -1,0 +1,183 @@
+"""DeepSeek's own API: compact JSON, cache fields, x-ds-trace-id, the OpenAI-style error."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+
+from mockserver.catalog import DEEPSEEK_MODELS
+from mockserver.dialects.base import (
+    Dialect,
+    ErrorBody,
+    Json,
+    compact,
+    tool_calls_json,
+)
+from mockserver.errors import ApiError, Kind
+from mockserver.responder import Choice, Completion
+from mockserver.streaming import deltas
+from mockserver.usage import Usage
+from mockserver.validation import Limits
+
+
+def usage_deepseek(usage: Usage) -> Json:
+    out: Json = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_hit_tokens},
+    }
+    if usage.reasoning_tokens is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    out["prompt_cache_hit_tokens"] = usage.cache_hit_tokens
+    out["prompt_cache_miss_tokens"] = usage.cache_miss_tokens
+    return out
+
+
+FINGERPRINT = "fp_eaab8d114b_prod0820_fp8_kvcache"
+
+
+def _deepseek_message(choice: Choice) -> Json:
+    message: Json = {"role": "assistant", "content": choice.content}
+    if choice.reasoning is not None:
+        message["reasoning_content"] = choice.reasoning
+    if choice.tool_calls:
+        message["tool_calls"] = tool_calls_json(choice, with_index=True)
+    return message
+
+
+def _deepseek_render(c: Completion) -> Json:
+    return {
+        "id": c.id,
+        "object": "chat.completion",
+        "created": c.created,
+        "model": c.model,
+        "choices": [
+            {
+                "index": ch.index,
+                "message": _deepseek_message(ch),
+                "logprobs": {"content": ch.logprobs} if ch.logprobs is not None else None,
+                "finish_reason": ch.finish_reason,
+            }
+            for ch in c.choices
+        ],
+        "usage": usage_deepseek(c.usage),
+        "system_fingerprint": FINGERPRINT,
+    }
+
+
+def _deepseek_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
+    head = {
+        "id": c.id,
+        "object": "chat.completion.chunk",
+        "created": c.created,
+        "model": c.model,
+        "system_fingerprint": FINGERPRINT,
+    }
+    for choice in c.choices:
+        for d in deltas(choice, role_chunk=True):
+            chunk = head | {
+                "choices": [
+                    {
+                        "index": d.index,
+                        "delta": d.delta,
+                        "logprobs": {"content": [d.logprob]} if d.logprob is not None else None,
+                        "finish_reason": d.finish_reason,
+                    }
+                ]
+            }
+            # Usage rides on the finish chunk; with include_usage every other chunk says null.
+            if d.finish_reason is not None and choice is c.choices[-1]:
+                chunk["usage"] = usage_deepseek(c.usage)
+            elif include_usage:
+                chunk["usage"] = None
+            yield chunk
+
+
+DEEPSEEK_MESSAGES: dict[Kind, tuple[str, str]] = {
+    # kind: (type, default message) — codes table of api-docs.deepseek.com and observed bodies
+    "invalid_request": ("invalid_request_error", "Invalid Format"),
+    "invalid_parameters": ("invalid_request_error", "Invalid Parameters"),
+    "missing_key": (
+        "authentication_error",
+        "Authentication Fails (auth header format should be Bearer sk-...)",
+    ),
+    "invalid_key": ("authentication_error", "Authentication Fails (no such user)"),
+    "forbidden": ("permission_error", "Permission Denied"),
+    "insufficient_balance": ("unknown_error", "Insufficient Balance"),
+    "not_found": ("invalid_request_error", "Not Found"),
+    "method_not_allowed": ("invalid_request_error", "Method Not Allowed"),
+    "too_large": ("invalid_request_error", "Request body is too large"),
+    "rate_limit": ("rate_limit_error", "Rate Limit Reached"),
+    "server_error": ("server_error", "Server Error"),
+    "bad_gateway": ("server_error", "Bad Gateway"),
+    "overloaded": ("server_error", "Server Overloaded"),
+    "timeout": ("server_error", "Gateway Timeout"),
+}
+
+
+def _deepseek_error(error: ApiError, path: str) -> ErrorBody:
+    kind_type, default = DEEPSEEK_MESSAGES[error.kind]
+    message = error.message or default
+    if error.plain:
+        return ErrorBody(error.status, message.encode(), "text/plain; charset=utf-8")
+    body = {
+        "error": {
+            "message": message,
+            "type": kind_type,
+            "param": None,
+            "code": error.code or "invalid_request_error",
+        }
+    }
+    return ErrorBody(error.status, compact(body))
+
+
+def _deepseek_headers(completion: Completion | None, stream: bool) -> dict[str, str]:
+    return {"x-ds-trace-id": secrets.token_hex(16)}
+
+
+def _deepseek_models() -> Json:
+    return {
+        "object": "list",
+        "data": [{"id": m, "object": "model", "owned_by": "deepseek"} for m in DEEPSEEK_MODELS],
+    }
+
+
+def _deepseek_balance(available: bool) -> Json:
+    total, granted, topped = ("110.00", "10.00", "100.00") if available else ("0.00",) * 3
+    return {
+        "is_available": available,
+        "balance_infos": [
+            {
+                "currency": "CNY",
+                "total_balance": total,
+                "granted_balance": granted,
+                "topped_up_balance": topped,
+            }
+        ],
+    }
+
+
+DEEPSEEK = Dialect(
+    name="deepseek",
+    title="DeepSeek API",
+    limits=Limits(models=DEEPSEEK_MODELS, max_stop=16, max_n=1),
+    default_model="deepseek-chat",
+    chat_paths=("/chat/completions", "/v1/chat/completions", "/beta/chat/completions"),
+    models_paths=("/models", "/v1/models"),
+    balance_paths=("/user/balance",),
+    key_env="DEEPSEEK_API_KEY",
+    live_base_url="https://api.deepseek.com",
+    dumps=compact,
+    new_id=lambda model: str(uuid.uuid4()),
+    render=_deepseek_render,
+    chunks=_deepseek_chunks,
+    error=_deepseek_error,
+    headers=_deepseek_headers,
+    models_body=_deepseek_models,
+    balance_body=_deepseek_balance,
+    invalid_key_message=lambda key: (
+        f"Authentication Fails, Your api key: ****{key[-4:]} is invalid"
+    ),
+)
