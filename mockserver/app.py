@@ -84,10 +84,10 @@ def mounts_for(settings: Settings) -> tuple[tuple[str, Dialect], ...]:
 def startup_rules(settings: Settings) -> list[Rule]:
     """Rules given in code or by --fault, then the user's fixtures (first match wins), then
     the captures' own replies."""
-    paths = list(settings.fixtures)
+    rules = [*settings.rules, *(rule for path in settings.fixtures for rule in load_rules(path))]
     if settings.captured_replies:
-        paths.append(data_dir("fixtures") / "replies")
-    return [*settings.rules, *(rule for path in paths for rule in load_rules(path))]
+        rules += load_rules(data_dir("fixtures") / "replies", validate=False)
+    return rules
 
 
 def create_app(

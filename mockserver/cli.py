@@ -9,11 +9,9 @@ import logging
 import os
 import socket
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from mockserver import tokens
 from mockserver.delivery import Delivery
 from mockserver.dialects import DIALECTS
 from mockserver.faults import parse_fault
@@ -249,8 +247,6 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
     install_log_filters()
-    # The tokenizer loads while uvicorn starts, not on the first request.
-    threading.Thread(target=tokens.preload, name="tokenizer-preload", daemon=True).start()
     try:
         faults = tuple(parse_fault(spec) for spec in args.fault)
         settings = dataclasses.replace(settings_from(args), rules=faults)

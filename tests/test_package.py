@@ -96,8 +96,8 @@ def test_bad_arguments_are_explained(capsys: pytest.CaptureFixture[str]) -> None
 def test_check_command_validates_scenario_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    good = ROOT / "fixtures" / "scenarios"
-    assert cli.main(["check", str(good)]) == 0
+    for shipped in ("scenarios", "replies"):  # the server loads replies/ without checking
+        assert cli.main(["check", str(ROOT / "fixtures" / shipped)]) == 0
     bad = tmp_path / "bad.json"
     bad.write_text('{"rules": [{"name": "x", "error": {"status": "503"}}]}')
     assert cli.main(["check", str(bad)]) == 1
