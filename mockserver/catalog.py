@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -16,75 +16,41 @@ class ModelSpec:
     owned_by: str = "deepseek"
 
 
+# Limits: DeepSeek's Models & Pricing page (V3.2 era) and the V4 400 error text.
+V3_CHAT = ModelSpec(id="deepseek-chat", context=131072, max_output=8192, default_output=4096)
+V3_THINKING = replace(
+    V3_CHAT, id="deepseek-reasoner", max_output=65536, default_output=32768, thinking=True
+)
+V4 = ModelSpec(
+    id="deepseek-v4-flash", context=1048576, max_output=393216, default_output=32768, thinking=True
+)
+
+
 def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
     return {spec.id: spec for spec in specs}
 
 
-# DeepSeek's own API. The V3.2 names are the ones the captures use; the V4 names replaced
-# them in 2026. Limits: Models & Pricing page (V3.2) and the V4 400 error text.
-DEEPSEEK_MODELS = _specs(
-    ModelSpec(id="deepseek-chat", context=131072, max_output=8192, default_output=4096),
-    ModelSpec(
-        id="deepseek-reasoner",
-        context=131072,
-        max_output=65536,
-        default_output=32768,
-        thinking=True,
-    ),
-    ModelSpec(
-        id="deepseek-v4-flash",
-        context=1048576,
-        max_output=393216,
-        default_output=32768,
-        thinking=True,
-    ),
-    ModelSpec(
-        id="deepseek-v4-pro",
-        context=1048576,
-        max_output=393216,
-        default_output=32768,
-        thinking=True,
-    ),
-)
+def _named(spec: ModelSpec, *names: str) -> list[ModelSpec]:
+    return [replace(spec, id=name) for name in names]
+
+
+# DeepSeek's own API: the V3.2 names the captures use, and the V4 names that replaced them.
+DEEPSEEK_MODELS = _specs(V3_CHAT, V3_THINKING, *_named(V4, "deepseek-v4-flash", "deepseek-v4-pro"))
 
 # AI/ML API: three aliases of one model; the response names the canonical id.
 _AIML_CANONICAL = "deepseek/deepseek-chat-v3-0324"
 AIMLAPI_MODELS = _specs(
-    *(
-        ModelSpec(
-            id=alias,
-            context=131072,
-            max_output=131072,
-            default_output=4096,
-            answers_as=_AIML_CANONICAL,
-        )
-        for alias in ("deepseek-chat", "deepseek/deepseek-chat", _AIML_CANONICAL)
+    *_named(
+        replace(V3_CHAT, max_output=131072, answers_as=_AIML_CANONICAL),
+        "deepseek-chat",
+        "deepseek/deepseek-chat",
+        _AIML_CANONICAL,
     )
 )
 
 # AceData Cloud: its OpenAPI enum plus the guide's v4-pro; the response echoes the request.
 ACEDATA_MODELS = _specs(
-    ModelSpec(
-        id="deepseek-r1", context=131072, max_output=65536, default_output=32768, thinking=True
-    ),
-    ModelSpec(
-        id="deepseek-r1-0528", context=131072, max_output=65536, default_output=32768, thinking=True
-    ),
-    ModelSpec(id="deepseek-v3", context=131072, max_output=8192, default_output=4096),
-    ModelSpec(id="deepseek-v3-250324", context=131072, max_output=8192, default_output=4096),
-    ModelSpec(id="deepseek-v3.2-exp", context=131072, max_output=8192, default_output=4096),
-    ModelSpec(
-        id="deepseek-v4-flash",
-        context=1048576,
-        max_output=393216,
-        default_output=32768,
-        thinking=True,
-    ),
-    ModelSpec(
-        id="deepseek-v4-pro",
-        context=1048576,
-        max_output=393216,
-        default_output=32768,
-        thinking=True,
-    ),
+    *_named(V3_THINKING, "deepseek-r1", "deepseek-r1-0528"),
+    *_named(V3_CHAT, "deepseek-v3", "deepseek-v3-250324", "deepseek-v3.2-exp"),
+    *_named(V4, "deepseek-v4-flash", "deepseek-v4-pro"),
 )

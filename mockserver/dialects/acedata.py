@@ -13,6 +13,7 @@ from mockserver.dialects.base import (
     Dialect,
     ErrorBody,
     Json,
+    chunk_head,
     spaced,
     tool_calls_json,
     usage_core,
@@ -110,13 +111,7 @@ def _acedata_stream_usage(usage: Usage) -> Json:
 
 
 def _acedata_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
-    head = {
-        "id": c.id,
-        "object": "chat.completion.chunk",
-        "created": c.created,
-        "model": c.model,
-        "system_fingerprint": None,
-    }
+    head = chunk_head(c, system_fingerprint=None)
     for choice in c.choices:
         for d in deltas(choice, role_chunk=False):
             delta: Json = d.delta | {"role": "assistant"}  # role repeats in every delta

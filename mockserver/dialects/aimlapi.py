@@ -13,6 +13,7 @@ from mockserver.dialects.base import (
     Dialect,
     ErrorBody,
     Json,
+    chunk_head,
     compact,
     tool_calls_json,
     usage_core,
@@ -64,7 +65,7 @@ def _aiml_render(c: Completion) -> Json:
 
 
 def _aiml_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
-    head = {"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model}
+    head = chunk_head(c)
     for choice in c.choices:
         for d in deltas(choice, role_chunk=True):
             choices = [

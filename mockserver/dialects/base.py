@@ -75,6 +75,17 @@ class Dialect:
         return spec.answers_as or model if spec else model
 
 
+def chunk_head(c: Completion, **extra: Any) -> Json:
+    """What every chunk of a stream repeats: the same id, created and model."""
+    head: Json = {
+        "id": c.id,
+        "object": "chat.completion.chunk",
+        "created": c.created,
+        "model": c.model,
+    }
+    return head | extra
+
+
 def usage_core(usage: Usage) -> Json:
     return {
         "prompt_tokens": usage.prompt_tokens,

@@ -11,6 +11,7 @@ from mockserver.dialects.base import (
     Dialect,
     ErrorBody,
     Json,
+    chunk_head,
     compact,
     tool_calls_json,
 )
@@ -68,13 +69,7 @@ def _deepseek_render(c: Completion) -> Json:
 
 
 def _deepseek_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
-    head = {
-        "id": c.id,
-        "object": "chat.completion.chunk",
-        "created": c.created,
-        "model": c.model,
-        "system_fingerprint": FINGERPRINT,
-    }
+    head = chunk_head(c, system_fingerprint=FINGERPRINT)
     for choice in c.choices:
         for d in deltas(choice, role_chunk=True):
             chunk = head | {
