@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +46,18 @@ def _tokenizer() -> Tokenizer:
     return _loaded[0]
 
 
-def preload() -> None:
-    """Load the tokenizer now (the server calls this off the request path at start-up)."""
-    _tokenizer()
-
-
-def encode(text: str) -> list[int]:
+def encode(text: str) -> tuple[int, ...]:
     """Token ids of `text`; special tokens inside the text count as one token each."""
     if not text:
-        return []
-    ids: list[int] = _tokenizer().encode(text, add_special_tokens=False).ids
-    return ids
+        return ()
+    return _encode(text)
+
+
+# A reply is counted, truncated, split into stream pieces and given logprobs: one encoding
+# serves them all, and a repeated request (the usual case in a test suite) costs nothing.
+@lru_cache(maxsize=4096)
+def _encode(text: str) -> tuple[int, ...]:
+    return tuple(_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
 def count(text: str) -> int:

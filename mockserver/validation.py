@@ -55,7 +55,7 @@ class ChatRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     thinking: bool = False
-    prompt_ids: list[int] = field(default_factory=list)
+    prompt_ids: tuple[int, ...] = ()
     raw: Json = field(default_factory=dict)
 
     @property
