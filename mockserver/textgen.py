@@ -20,24 +20,17 @@ OPENERS = (
     "Of course.",
     "Let me explain.",
 )
-SUBJECTS = (
-    "The mock server",
-    "This reply",
-    "A deterministic answer",
-    "Your request",
-    "The test suite",
-    "Every stream",
-    "The generated text",
-)
-VERBS = ("keeps", "shows", "gives", "checks", "repeats", "follows", "returns")
-OBJECTS = (
-    "the same words for the same seed",
-    "exact token usage",
-    "the documented wire format",
-    "a stable answer in CI",
-    "frames in the right order",
-    "a clear error when the input is wrong",
-    "no network traffic at all",
+SENTENCES = (
+    "This reply comes from deepseek-mock, a local stand-in for the DeepSeek API.",
+    "The same seed and the same request always give these same words.",
+    "Its token usage is counted with DeepSeek's own tokenizer.",
+    "No network call was made to write it.",
+    "Streamed, it arrives one token at a time and ends with data: [DONE].",
+    "A different prompt gets a different reply.",
+    "A rule in a scenario file can replace this text with a canned answer.",
+    "Faults such as a 503 or a cut stream can be asked for on demand.",
+    "Every exchange is kept in the journal, with keys redacted.",
+    "It is short on purpose, so tests stay fast.",
 )
 CLOSERS = ("Let me know if you need more.", "Hope this helps! 😊", "Anything else?", "")
 THOUGHTS = (
@@ -78,10 +71,7 @@ def reply_text(rng: random.Random, topic: str = "") -> str:
     lead = rng.choice(OPENERS)
     if words:
         lead += f" You asked about “{' '.join(words[:6])}”."
-    body = " ".join(
-        f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}."
-        for _ in range(rng.randint(2, 4))
-    )
+    body = " ".join(rng.sample(SENTENCES, rng.randint(2, 4)))
     return " ".join(part for part in (lead, body, rng.choice(CLOSERS)) if part)
 
 

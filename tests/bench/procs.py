@@ -1,0 +1,140 @@
+"""The benchmarked servers as child processes: spawn, wait until they answer, read their
+memory and CPU from /proc, stop them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+SERVER_CPU = 0
+LOAD_CPU = 1
+
+
+def _usable() -> set[int]:
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+
+
+# Decided once at import, before this process pins itself to the load core.
+TWO_CORES = {SERVER_CPU, LOAD_CPU} <= _usable()
+
+
+def two_cores() -> bool:
+    return TWO_CORES
+
+
+def pin_load_generator() -> bool:
+    """This process (and wrk, which inherits it) on the load core; False if it cannot be."""
+    if not two_cores():
+        return False
+    os.sched_setaffinity(0, {LOAD_CPU})
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def answers(port: int, path: str) -> bool:
+    """One GET with a key; True on a 200. Refused or reset means not up yet."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer x\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as conn:
+            conn.sendall(request)
+            return conn.recv(12) == b"HTTP/1.1 200"
+    except OSError:
+        return False
+
+
+@dataclass
+class Server:
+    app: str  # "mock" or "bare"
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    startup: float = 0.0  # seconds from spawn to the first 200
+
+    @property
+    def probe_path(self) -> str:
+        return "/models" if self.app == "mock" else "/"
+
+    def _status(self) -> dict[str, int]:
+        fields: dict[str, int] = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                fields[name] = int(value.split()[0])
+        return fields
+
+    def rss_mib(self) -> float:
+        return self._status().get("VmRSS", 0) / 1024
+
+    def peak_rss_mib(self) -> float:
+        return self._status().get("VmHWM", 0) / 1024
+
+    def reset_peak(self) -> bool:
+        """Start a new high-water mark (Linux clear_refs 5); False when not permitted."""
+        try:
+            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return True
+
+    def cpu_seconds(self) -> float:
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # uvicorn's clean shutdown
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def spawn(
+    app: str,
+    work: Path,
+    *extra: str,
+    python_flags: Sequence[str] = (),
+    time_limit: float = 30.0,
+) -> Server:
+    """Start one server and return once it has answered a 200 (time to that is `startup`)."""
+    port = free_port()
+    log = work / f"{app}-{port}.log"
+    command = [sys.executable, *python_flags, "-m", "tests.bench.serve"]
+    command += ["--app", app, "--port", str(port)]
+    if two_cores():
+        command += ["--cpu", str(SERVER_CPU)]
+    command += extra
+    out: IO[bytes]
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(app=app, port=port, process=process, log=log)
+    deadline = started + time_limit
+    while not answers(port, server.probe_path):
+        if process.poll() is not None or time.perf_counter() > deadline:
+            server.stop()
+            raise RuntimeError(f"{app} server did not come up:\n{log.read_text()[-3000:]}")
+        time.sleep(0.002)  # polling is fine here: a benchmark, and 2 ms is below the resolution
+    server.startup = time.perf_counter() - started
+    return server

@@ -1,0 +1,80 @@
+"""What every figure sends: the prompt, the canned replies and the request bodies.
+
+Both servers are asked exactly the same bytes, so any difference in a figure is the server's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+PROMPT_TOKENS = 200
+SHORT_REPLY_TOKENS = 100
+LONG_REPLY_TOKENS = 10_000
+PACING_GAP = 0.02  # seconds between events in the pacing figure
+
+SHORT_MODEL = "deepseek-chat"
+# deepseek-chat caps max_tokens at 8192; a V4 model with thinking off takes 10,000 and still
+# answers with plain content deltas, one per token.
+LONG_MODEL = "deepseek-v4-flash"
+
+SHORT_TAG = "bench short reply."
+LONG_TAG = "bench long reply."
+
+_SENTENCE = (
+    "The mock server answers every request with a reply that follows the live API closely, "
+    "including usage figures, identifiers and the order of fields in each chunk. "
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Texts:
+    """Prompt and replies cut to exact token counts with DeepSeek's own tokenizer."""
+
+    prompt: str
+    short_reply: str
+    long_reply: str
+
+
+def build_texts() -> Texts:
+    # Imported here: the launcher of the bare app must not pay for the tokenizer.
+    from mockserver import tokens
+
+    prompt, _ = tokens.truncate(SHORT_TAG + " " + _SENTENCE * 12, PROMPT_TOKENS - 4)
+    short, short_n = tokens.truncate(_SENTENCE * 6, SHORT_REPLY_TOKENS)
+    long, long_n = tokens.truncate(_SENTENCE * 400, LONG_REPLY_TOKENS)
+    if (short_n, long_n) != (SHORT_REPLY_TOKENS, LONG_REPLY_TOKENS):
+        raise RuntimeError(f"canned replies have {short_n} and {long_n} tokens")
+    return Texts(prompt=prompt, short_reply=short, long_reply=long)
+
+
+def short_body(texts: Texts, *, stream: bool) -> bytes:
+    body: dict[str, Any] = {
+        "model": SHORT_MODEL,
+        "messages": [{"role": "user", "content": texts.prompt}],
+        "max_tokens": SHORT_REPLY_TOKENS,
+        "stream": stream,
+    }
+    return orjson.dumps(body)
+
+
+def long_body(texts: Texts) -> bytes:
+    body: dict[str, Any] = {
+        "model": LONG_MODEL,
+        "messages": [{"role": "user", "content": LONG_TAG + " " + texts.prompt}],
+        "max_tokens": LONG_REPLY_TOKENS,
+        "thinking": {"type": "disabled"},
+        "stream": True,
+    }
+    return orjson.dumps(body)
+
+
+def rule_spec(texts: Texts) -> list[dict[str, str]]:
+    """The canned replies the mock's launcher installs, as plain data (it reads them as JSON)."""
+    return [
+        {"name": "bench long", "prompt": "^" + re.escape(LONG_TAG), "content": texts.long_reply},
+        {"name": "bench short", "prompt": "^" + re.escape(SHORT_TAG), "content": texts.short_reply},
+    ]
