@@ -6,8 +6,9 @@ request → dialect (route) → auth, body, validation → rule → responder �
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -182,9 +183,9 @@ def answer(
     headers = dialect.headers(completion, chat.stream)
     rng = textgen.rng_for(settings.seed, chat.raw, -1)  # pacing jitter: seeded as well
     if chat.stream:
-        chunks = list(dialect.chunks(completion, chat.include_usage))
+        chunks = dialect.chunks(completion, chat.include_usage)
         if settings.self_check:
-            _self_check(dialect.schema("chat-completion-chunk"), *chunks)
+            chunks = _checked(dialect.schema("chat-completion-chunk"), chunks)
         frames = broken_frames(sse(chunks, dialect.dumps), how, error_event(dialect.dumps))
         return BodyStream(
             deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
@@ -242,6 +243,13 @@ def _self_check(schema: str, *instances: object) -> None:
 
     for instance in instances:
         assert_valid(schema, instance)
+
+
+def _checked(schema: str, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Each chunk checked as it is made: a stream that breaks the contract is cut there."""
+    for chunk in chunks:
+        _self_check(schema, chunk)
+        yield chunk
 
 
 async def render_error(request: Request, exc: Exception) -> Response:

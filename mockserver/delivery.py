@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import anyio
@@ -82,8 +82,9 @@ class ConnectionDropped(Exception):
 
 
 async def deliver(
-    frames: Sequence[bytes], how: Delivery, *, keep_alive: bytes, rng: random.Random
+    frames: Iterable[bytes], how: Delivery, *, keep_alive: bytes, rng: random.Random
 ) -> AsyncIterator[bytes]:
+    """Write `frames` (produced lazily, as they are needed) the way `how` says."""
     for i in range(how.keep_alives):
         if i:
             await anyio.sleep(how.keep_alive_interval)
@@ -92,29 +93,34 @@ async def deliver(
         await anyio.sleep(how.keep_alive_interval)
     if how.first_byte:
         await anyio.sleep(how.first_byte)
-    stop = len(frames) if how.cut_after is None else min(how.cut_after, len(frames))
-    if how.stall_after is not None:
-        stop = min(stop, how.stall_after)
-    if how.split_writes:
-        for i in range(stop):
+    stops = [n for n in (how.cut_after, how.stall_after) if n is not None]
+    source = iter(frames)
+    limited = itertools.islice(source, min(stops)) if stops else source
+    if how.split_writes or how.paced:
+        deadline = anyio.current_time()
+        for i, frame in enumerate(limited):
             if i and how.paced:
-                await anyio.sleep(how.gaps(rng))
-            for piece in split_awkwardly(frames[i]):
-                yield piece
-                await anyio.sleep(0)  # one write each: the pieces leave separately
-    elif how.paced:
-        for i in range(stop):
-            if i:
-                await anyio.sleep(how.gaps(rng))
-            yield frames[i]
+                # Against a running deadline, not gap after gap: late wake-ups do not add up.
+                deadline += how.gaps(rng)
+                await anyio.sleep(max(deadline - anyio.current_time(), 0))
+            if how.split_writes:
+                for piece in split_awkwardly(frame):
+                    yield piece
+                    await anyio.sleep(0)  # one write each: the pieces leave separately
+            else:
+                yield frame
     else:
-        for start in range(0, stop, BATCH):
-            if start:
-                await anyio.sleep(0)
-            yield b"".join(frames[start : min(start + BATCH, stop)])
-    if how.stall_after is not None and how.stall_after < len(frames):
+        first = True
+        while batch := list(itertools.islice(limited, BATCH)):
+            if not first:
+                await anyio.sleep(0)  # let other streams and requests in between batches
+            first = False
+            yield b"".join(batch)
+    if not stops or next(source, None) is None:
+        return  # everything was sent: the cut or stall came after the end
+    if how.stall_after is not None and (how.cut_after is None or how.stall_after <= how.cut_after):
         await anyio.sleep_forever()
-    if how.cut_after is not None and how.cut_after < len(frames) and how.reset:
+    if how.reset:
         raise ConnectionDropped(f"connection reset after {how.cut_after} frames, as the rule asked")
 
 

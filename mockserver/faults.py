@@ -12,7 +12,7 @@ keep_alives=3  three keep-alive lines before each answer
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from mockserver.delivery import Delivery
@@ -66,19 +66,22 @@ def parse_fault(spec: str) -> Rule:
     return Rule(name=f"--fault {spec}", delivery=deliveries[key], times=times)
 
 
-def broken_frames(frames: list[bytes], how: Delivery, error_event: bytes) -> list[bytes]:
+def broken_frames(frames: Iterable[bytes], how: Delivery, error_event: bytes) -> Iterator[bytes]:
     """The frames a faulty delivery asks for, before any timing is applied."""
     if how.body is not None:
-        return [how.body.encode()]
-    out = list(frames)
-    if how.malformed_at is not None and how.malformed_at < len(out):
-        frame = out[how.malformed_at]
-        out[how.malformed_at] = frame[: max(len(frame) // 2, 7)] + b"\n\n"  # JSON cut mid-way
-    if how.error_at is not None and how.error_at < len(out):
-        out = [*out[: how.error_at], error_event]
-    if how.duplicate_done and out and out[-1] == b"data: [DONE]\n\n":
-        out.append(out[-1])
-    return out
+        yield how.body.encode()
+        return
+    last = b""
+    for i, frame in enumerate(frames):
+        if i == how.error_at:
+            yield error_event  # and nothing after it
+            return
+        if i == how.malformed_at:
+            frame = frame[: max(len(frame) // 2, 7)] + b"\n\n"  # JSON cut mid-way
+        yield frame
+        last = frame
+    if how.duplicate_done and last == b"data: [DONE]\n\n":
+        yield last
 
 
 def error_event(dumps: Callable[[Any], bytes]) -> bytes:

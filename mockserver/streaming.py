@@ -63,12 +63,13 @@ def deltas(choice: Choice, *, role_chunk: bool) -> Iterator[Delta]:
     yield Delta(i, {} if choice.tool_calls else closing, choice.finish_reason)
 
 
-def sse(payloads: Iterable[Json], dumps: Callable[[Any], bytes]) -> list[bytes]:
+def sse(payloads: Iterable[Json], dumps: Callable[[Any], bytes]) -> Iterator[bytes]:
     """`data: <json>` and a blank line per event, then `data: [DONE]`. JSON never contains a
-    raw newline, so nothing in a prompt or reply can break the framing."""
-    frames = [b"data: " + dumps(payload) + b"\n\n" for payload in payloads]
-    frames.append(DONE)
-    return frames
+    raw newline, so nothing in a prompt or reply can break the framing. Lazy: a frame is
+    built when delivery asks for it, so the first one leaves before the last is made."""
+    for payload in payloads:
+        yield b"data: " + dumps(payload) + b"\n\n"
+    yield DONE
 
 
 def join(chunks: Iterable[Json]) -> Json:

@@ -3,7 +3,6 @@ for a repeated prompt prefix, as DeepSeek's KV cache does."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -49,21 +48,23 @@ class PromptCache:
     """Remembers prompt prefixes (in whole units) for one server; bounded, oldest out first."""
 
     def __init__(self, capacity: int = 100_000) -> None:
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
     def hit(self, ids: Sequence[int]) -> int:
         """How many leading tokens of `ids` were cached; then remember this prompt's prefixes."""
+        ids = tuple(ids)
         keys = []
-        digest = hashlib.blake2b(digest_size=16)
+        key = 0
         for end in range(UNIT, len(ids) + 1, UNIT):
-            digest.update(b",".join(b"%d" % i for i in ids[end - UNIT : end]) + b";")
-            keys.append(digest.copy().digest())
+            # Chained: each key stands for the whole prefix up to `end`, not just its unit.
+            key = hash((key, ids[end - UNIT : end]))
+            keys.append(key)
         hit = 0
         with self._lock:
             for n, key in enumerate(keys, start=1):
-                if key in self._seen:
+                if key in self._seen and hit == (n - 1) * UNIT:  # hits run from the start
                     hit = n * UNIT
                     self._seen.move_to_end(key)
                 else:

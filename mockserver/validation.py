@@ -353,7 +353,7 @@ def parse_chat(body: Any, limits: Limits) -> ChatRequest:
         )
 
     tools_text = orjson.dumps(tools).decode() if tools else ""
-    prompt_ids = tokens.encode(tokens.render_prompt(messages, tools_text))
+    prompt_ids = tokens.prompt_ids(messages, tools_text)
     limit = max_tokens if max_tokens is not None else completion_cap
     requested = len(prompt_ids) + (limit if limit is not None else spec.default_output)
     if requested > spec.context:

@@ -63,3 +63,27 @@ def test_truncate_keeps_whole_characters_within_the_limit(text: str, limit: int)
     assert text.startswith(cut)
     assert used == min(limit, tokens.count(text))
     assert tokens.count(cut) <= used
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["system", "user", "assistant", "tool", "developer"]),
+                "content": st.text(max_size=40),
+            }
+        ),
+        max_size=5,
+    ),
+    st.text(max_size=20),
+)
+def test_piecewise_prompt_ids_equal_encoding_the_whole_prompt(
+    messages: list[dict[str, str]], tools_text: str
+) -> None:
+    whole = tokens.encode(tokens.render_prompt(messages, tools_text))
+    assert tokens.prompt_ids(messages, tools_text) == whole
+
+
+def test_odd_tool_calls_in_history_do_not_break_the_template() -> None:
+    messages = [{"role": "assistant", "content": None, "tool_calls": [{"function": "x"}, 3]}]
+    assert tokens.render_prompt(messages).count(tokens.ASSISTANT) == 2
