@@ -181,7 +181,8 @@ def answer(
     completion = mock.responder.complete(chat, rule.reply, completion_id=completion_id, model=model)
     mock.balance.spend(completion.usage.total_tokens)
     headers = dialect.headers(completion, chat.stream)
-    rng = textgen.rng_for(settings.seed, chat.raw, -1)  # pacing jitter: seeded as well
+    # Pacing jitter is seeded as well; most requests have none, so no generator for them.
+    rng = textgen.rng_for(settings.seed, chat.raw, -1) if how.gap_sigma else None
     if chat.stream:
         chunks = dialect.chunks(completion, chat.include_usage)
         if settings.self_check:

@@ -45,16 +45,16 @@ class Delivery:
 
     @property
     def is_plain(self) -> bool:
-        return self == PLAIN
+        return self is PLAIN or self == PLAIN
 
     @property
     def paced(self) -> bool:
         return bool(self.gap or self.tokens_per_second)
 
-    def gaps(self, rng: random.Random) -> float:
+    def gaps(self, rng: random.Random | None) -> float:
         """The pause before the next frame."""
         base = 1.0 / self.tokens_per_second if self.tokens_per_second else self.gap
-        if self.gap_sigma > 0 and base > 0:
+        if self.gap_sigma > 0 and base > 0 and rng is not None:
             # lognormal with median `base`: mu = ln(base)
             base = rng.lognormvariate(math.log(base), self.gap_sigma)
         if self.gap_cap is not None:
@@ -63,6 +63,10 @@ class Delivery:
 
     def merged(self, other: Delivery) -> Delivery:
         """`other`'s non-default fields win (a per-request header over a rule or server default)."""
+        if other.is_plain:  # the usual case, on every request: nothing to merge
+            return self
+        if self.is_plain:
+            return other
         changes = {
             name: getattr(other, name)
             for name in self.__dataclass_fields__
@@ -82,7 +86,7 @@ class ConnectionDropped(Exception):
 
 
 async def deliver(
-    frames: Iterable[bytes], how: Delivery, *, keep_alive: bytes, rng: random.Random
+    frames: Iterable[bytes], how: Delivery, *, keep_alive: bytes, rng: random.Random | None = None
 ) -> AsyncIterator[bytes]:
     """Write `frames` (produced lazily, as they are needed) the way `how` says."""
     for i in range(how.keep_alives):

@@ -120,7 +120,14 @@ class Responder:
         )
 
     def _choice(self, chat: ChatRequest, reply: Reply, index: int) -> Choice:
-        rng = textgen.rng_for(self.seed, chat.raw, index)
+        canned = (
+            reply.content is not None
+            and (reply.reasoning_content is not None or not chat.thinking)
+            and (reply.tool_calls is not None or not chat.tools)
+            and not chat.logprobs
+        )
+        # A fully canned reply draws nothing: seeding a generator costs more than the rest.
+        rng = random.Random(0) if canned else textgen.rng_for(self.seed, chat.raw, index)
         budget = chat.output_limit
         truncated = False
 
