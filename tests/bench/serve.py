@@ -30,6 +30,7 @@ def pin(cpu: int | None) -> None:
 
 def mock_app(rules: Path | None) -> Starlette:
     from mockserver.app import create_app
+    from mockserver.cli import settle_heap
     from mockserver.scenario import Match, Reply, Rule
     from mockserver.settings import Settings
 
@@ -43,6 +44,7 @@ def mock_app(rules: Path | None) -> Starlette:
                 reply=Reply(content=spec["content"]),
             )
         )
+    settle_heap()  # as `deepseek-mock serve` does before it listens
     return app
 
 
