@@ -14,12 +14,12 @@ from mockserver.dialects.base import (
     ErrorBody,
     Json,
     chunk_head,
+    message_json,
     spaced,
-    tool_calls_json,
     usage_core,
 )
 from mockserver.errors import ApiError, Kind
-from mockserver.responder import Choice, Completion
+from mockserver.responder import Completion
 from mockserver.streaming import deltas
 from mockserver.usage import Usage
 from mockserver.validation import Limits
@@ -37,22 +37,6 @@ def _acedata_id(model: str) -> str:
     return f"chatcmpl-{uuid.uuid4()}"
 
 
-def _acedata_message(ch: Choice, *, role_first: bool) -> Json:
-    message: Json = (
-        {"role": "assistant", "content": ch.content}
-        if role_first
-        else {
-            "content": ch.content,
-            "role": "assistant",
-        }
-    )
-    if ch.reasoning is not None:
-        message["reasoning_content"] = ch.reasoning
-    if ch.tool_calls:
-        message["tool_calls"] = tool_calls_json(ch, with_index=False)
-    return message
-
-
 def _acedata_render(c: Completion) -> Json:
     if c.model in _FLAG_MODELS:
         return {
@@ -63,7 +47,7 @@ def _acedata_render(c: Completion) -> Json:
             "choices": [
                 {
                     "index": ch.index,
-                    "message": _acedata_message(ch, role_first=True),
+                    "message": message_json(ch, role_first=True, call_index=False),
                     "finish_reason": ch.finish_reason,
                     "flag": 0,
                 }
@@ -80,7 +64,7 @@ def _acedata_render(c: Completion) -> Json:
         "choices": [
             {
                 "index": ch.index,
-                "message": _acedata_message(ch, role_first=False),
+                "message": message_json(ch, role_first=False, call_index=False),
                 "refs": None,
                 "logprobs": {"content": ch.logprobs} if ch.logprobs is not None else None,
                 "finish_reason": ch.finish_reason,

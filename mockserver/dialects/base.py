@@ -75,6 +75,20 @@ class Dialect:
         return spec.answers_as or model if spec else model
 
 
+def message_json(choice: Choice, *, role_first: bool, call_index: bool) -> Json:
+    """The assistant message: content, then reasoning and tool calls when there are any."""
+    message: Json = (
+        {"role": "assistant", "content": choice.content}
+        if role_first
+        else {"content": choice.content, "role": "assistant"}
+    )
+    if choice.reasoning is not None:
+        message["reasoning_content"] = choice.reasoning
+    if choice.tool_calls:
+        message["tool_calls"] = tool_calls_json(choice, with_index=call_index)
+    return message
+
+
 def chunk_head(c: Completion, **extra: Any) -> Json:
     """What every chunk of a stream repeats: the same id, created and model."""
     head: Json = {

@@ -13,10 +13,10 @@ from mockserver.dialects.base import (
     Json,
     chunk_head,
     compact,
-    tool_calls_json,
+    message_json,
 )
 from mockserver.errors import ApiError, Kind
-from mockserver.responder import Choice, Completion
+from mockserver.responder import Completion
 from mockserver.streaming import deltas
 from mockserver.usage import Usage
 from mockserver.validation import Limits
@@ -39,15 +39,6 @@ def usage_deepseek(usage: Usage) -> Json:
 FINGERPRINT = "fp_eaab8d114b_prod0820_fp8_kvcache"
 
 
-def _deepseek_message(choice: Choice) -> Json:
-    message: Json = {"role": "assistant", "content": choice.content}
-    if choice.reasoning is not None:
-        message["reasoning_content"] = choice.reasoning
-    if choice.tool_calls:
-        message["tool_calls"] = tool_calls_json(choice, with_index=True)
-    return message
-
-
 def _deepseek_render(c: Completion) -> Json:
     return {
         "id": c.id,
@@ -57,7 +48,7 @@ def _deepseek_render(c: Completion) -> Json:
         "choices": [
             {
                 "index": ch.index,
-                "message": _deepseek_message(ch),
+                "message": message_json(ch, role_first=True, call_index=True),
                 "logprobs": {"content": ch.logprobs} if ch.logprobs is not None else None,
                 "finish_reason": ch.finish_reason,
             }
