@@ -12,12 +12,13 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from mockserver.errors import ApiError
+from mockserver.journal import ADMIN_PREFIX
 from mockserver.scenario import rules_from_json
 
 if TYPE_CHECKING:
     from mockserver.app import Mock
 
-PREFIX = "/__mock"
+PREFIX = ADMIN_PREFIX.rstrip("/")
 LOOPBACK = ("127.", "::1", "localhost")
 
 

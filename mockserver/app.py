@@ -87,7 +87,9 @@ def startup_rules(settings: Settings) -> list[Rule]:
     the captures' own replies."""
     rules = [*settings.rules, *(rule for path in settings.fixtures for rule in load_rules(path))]
     if settings.captured_replies:
-        rules += load_rules(data_dir("fixtures") / "replies", validate=False)
+        served = {dialect.name for _, dialect in mounts_for(settings)}
+        captured = load_rules(data_dir("fixtures") / "replies", validate=False)
+        rules += [rule for rule in captured if rule.match.dialect in served]
     return rules
 
 
@@ -268,6 +270,14 @@ async def render_error(request: Request, exc: Exception) -> Response:
     name = getattr(request.state, "dialect", None)
     dialect = DIALECTS[name] if name else mock.dialect_for(request.url.path)
     rendered = dialect.error(error, request.url.path)
+    # uvicorn's access line has the status; this one says why, for whoever reads the log.
+    log.info(
+        "%d for %s %s: %s",
+        rendered.status,
+        request.method,
+        request.url.path,
+        error.message or error.kind,
+    )
     headers = error.headers | dialect.headers(None, False)
     return Response(
         rendered.body, status_code=rendered.status, media_type=rendered.media_type, headers=headers

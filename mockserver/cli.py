@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import gc
+import importlib.metadata
 import logging
 import os
 import socket
@@ -26,14 +27,36 @@ examples:
       DeepSeek at http://127.0.0.1:8000, AceData at /deepseek/..., AI/ML API under /aimlapi/v1/...
   deepseek-mock serve --dialect acedata --port 9000
       AceData Cloud alone, at its exact paths
-  deepseek-mock serve --fixtures fixtures/scenarios/flaky.json --seed 7
-      canned replies and faults from a scenario file, reproducible with a seed
+  deepseek-mock serve --fixtures flaky --seed 7
+      a bundled scenario by name (flaky, slow-stream, cut-stream, every-error,
+      canned-weather), or --fixtures PATH for your own file or folder
   deepseek-mock serve --fault 503x2 --gap 0.02
       two 503s, then answers streamed at one token every 20 ms
   curl -s http://127.0.0.1:8000/chat/completions -H 'Authorization: Bearer sk-test' \\
        -H 'Content-Type: application/json' \\
        -d '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "Hello"}]}'
 """
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("deepseek-mock")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+        return "unknown"
+
+
+def _port(value: str) -> int:
+    port = int(value) if value.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, got {value!r}")
+    return port
+
+
+def _positive(value: str) -> int:
+    number = int(value) if value.isdigit() else 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {value!r}")
+    return number
 
 
 def _rate(value: str) -> tuple[int, float]:
@@ -62,11 +85,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepseek-mock",
+        allow_abbrev=False,
         description="A local mock of the DeepSeek Chat Completion API, for offline CI and "
         "contract tests: same JSON, same SSE frames, same errors, exact token usage.",
         epilog=EXAMPLES,
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
@@ -83,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get("DEEPSEEK_MOCK_PORT", "8000")),
+        type=_port,
+        default=os.environ.get("DEEPSEEK_MOCK_PORT", "8000"),
         help="port to bind, 0 for any free one (env DEEPSEEK_MOCK_PORT)",
     )
     where.add_argument(
@@ -134,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     account = serve.add_argument_group("account limits (answered with the dialect's 429 / 402)")
     account.add_argument(
         "--max-concurrent",
-        type=int,
+        type=_positive,
         default=None,
         metavar="N",
         help="chat requests in flight at once before a 429",
@@ -144,11 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_rate,
         default=None,
         metavar="N/SECONDS",
-        help="requests per window before a 429 with Retry-After, e.g. 60/60",
+        help="requests per window before a 429 with Retry-After, e.g. 60/60 "
+        "(SECONDS defaults to 60)",
     )
     account.add_argument(
         "--balance-tokens",
-        type=int,
+        type=_positive,
         default=None,
         metavar="N",
         help="tokens the account may spend; then DeepSeek 402, AI/ML 403, "
@@ -201,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="require this bearer token on /__mock/ (env DEEPSEEK_MOCK_ADMIN_TOKEN)",
     )
     ops.add_argument("--journal-size", type=int, default=1000, help="exchanges kept in the journal")
-    ops.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    ops.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="info logs every request with its status, and the reason of every 4xx/5xx",
+    )
 
     check = commands.add_parser(
         "check", help="validate scenario files without serving", formatter_class=_Formatter
@@ -256,7 +287,11 @@ def serve(args: argparse.Namespace) -> int:
     from mockserver.app import create_app
     from mockserver.wire import install_log_filters
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     install_log_filters()
     try:
         faults = tuple(parse_fault(spec) for spec in args.fault)
@@ -286,7 +321,13 @@ def serve(args: argparse.Namespace) -> int:
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
     settle_heap()
     config = uvicorn.Config(
-        app, log_level=args.log_level, lifespan="off", backlog=2048, log_config=None
+        app,
+        log_level=args.log_level,
+        lifespan="off",
+        backlog=2048,
+        log_config=None,
+        # A stalled or slow stream must not hold Ctrl-C hostage: after 2 s it is cut.
+        timeout_graceful_shutdown=2,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down and said so
         uvicorn.Server(config).run(sockets=[sock])
@@ -301,7 +342,7 @@ def check(args: argparse.Namespace) -> int:
         try:
             rules = load_rules(path)
         except (OSError, ValueError) as exc:
-            print(f"{path}: {exc}", file=sys.stderr)
+            print(exc, file=sys.stderr)  # the message starts with the file it is about
             failed += 1
         else:
             print(f"{path}: {len(rules)} rules: {', '.join(r.name for r in rules)}")

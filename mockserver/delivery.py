@@ -18,6 +18,7 @@ import anyio
 # Writing a few frames per send, when nothing asks for pacing, multiplies throughput without
 # changing a single byte; yielding to the loop between batches keeps other streams moving.
 BATCH = 16
+MAX_SECONDS = 3600.0  # an hour: longer than any client waits, short enough to end on its own
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,12 +37,24 @@ class Delivery:
     stall_after: int | None = None  # frames written before the server goes silent (headers sent)
     # Broken content, for streams (frame N counts from 0, keep-alives excluded):
     malformed_at: int | None = None  # frame N is cut mid-JSON
-    error_at: int | None = (
-        None  # frame N is an in-band `data: {"error": ...}` event; nothing follows
-    )
+    error_at: int | None = None  # frame N is an in-band error event; nothing follows
     duplicate_done: bool = False  # `data: [DONE]` twice
     body: str | None = None  # the whole body replaced by this text, e.g. "" or "  \n" (status 200)
     split_writes: bool = False  # each frame in several writes, cut inside UTF-8 characters
+
+    def __post_init__(self) -> None:
+        """Refuse what would crash or hang a response later: it is asked for up front."""
+        for name in ("first_byte", "gap", "gap_sigma", "gap_cap", "keep_alive_interval"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
+                raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:g}")
+        tps = self.tokens_per_second
+        if tps is not None and not (math.isfinite(tps) and tps > 0):
+            raise ValueError("tokens_per_second must be a number above 0")
+        for name in ("keep_alives", "cut_after", "stall_after", "malformed_at", "error_at"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be a whole number from 0 up")
 
     @property
     def is_plain(self) -> bool:

@@ -39,7 +39,11 @@ STATUS: dict[Kind, int] = {
     "timeout": 504,
 }
 
-KIND_OF_STATUS: dict[int, Kind] = {status: kind for kind, status in reversed(STATUS.items())}
+# A status asked for by a fault: 401 means a key that was given and refused, 400 a bad body.
+KIND_OF_STATUS: dict[int, Kind] = {status: kind for kind, status in STATUS.items()} | {
+    400: "invalid_request",
+    401: "invalid_key",
+}
 
 
 class ApiError(Exception):

@@ -20,7 +20,13 @@ from mockserver.errors import ApiError
 from mockserver.scenario import ErrorReply, Rule
 
 _SPEC = re.compile(r"^(?P<body>[^x:]+?)(?:x(?P<times>\d+))?(?::(?P<options>.*))?$")
-_ERROR_OPTIONS = {"retry_after": float, "retry_after_ms": float, "message": str, "code": str}
+_ERROR_OPTIONS: dict[str, Callable[[str], object]] = {
+    "retry_after": float,
+    "retry_after_ms": float,
+    "message": str,
+    "code": str,
+    "plain": lambda value: value.strip().lower() in ("", "1", "true", "yes"),
+}
 
 
 def parse_fault(spec: str) -> Rule:
@@ -29,6 +35,8 @@ def parse_fault(spec: str) -> Rule:
         raise ValueError("expected STATUS[xN][:key=value,...] or SETTING=N[xN], e.g. 503x2")
     body, options = found["body"], found["options"] or ""
     times = int(found["times"]) if found["times"] else None
+    if times == 0:
+        raise ValueError("x0 would never answer: use x1 or more, or leave it out for every request")
     if body.isdigit():
         status = int(body)
         if not 400 <= status <= 599:
@@ -49,6 +57,12 @@ def parse_fault(spec: str) -> Rule:
     if body in flags:
         return Rule(name=f"--fault {spec}", delivery=flags[body], times=times)
     key, _, value = body.partition("=")
+    counted = ("cut_after", "reset_after", "stall_after", "keep_alives", "malformed_at", "error_at")
+    if key not in counted:
+        raise ValueError(
+            f"unknown fault {spec!r}; give an HTTP status (e.g. 503) or one of: "
+            f"{', '.join(f'{name}=N' for name in counted)}, {', '.join(flags)}"
+        )
     if not value.isdigit():
         raise ValueError(f"{key} needs a whole number, e.g. {key}=3")
     n = int(value)
@@ -60,9 +74,6 @@ def parse_fault(spec: str) -> Rule:
         "malformed_at": Delivery(malformed_at=n),
         "error_at": Delivery(error_at=n),
     }
-    if key not in deliveries:
-        known = ", ".join([*deliveries, *flags])
-        raise ValueError(f"unknown fault {key!r}; known: {known}, or an HTTP status")
     return Rule(name=f"--fault {spec}", delivery=deliveries[key], times=times)
 
 

@@ -88,4 +88,7 @@ def header_delivery(headers: Mapping[str, str]) -> Delivery:
             raise ApiError(
                 "invalid_request", f"{DELIVERY_HEADER}: {name} needs a number, got {value!r}"
             ) from None
-    return Delivery(**values)  # type: ignore[arg-type]
+    try:
+        return Delivery(**values)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ApiError("invalid_request", f"{DELIVERY_HEADER}: {exc}") from None

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from mockserver.delivery import PLAIN, Delivery
+from mockserver.resources import data_dir
 from mockserver.validation import ChatRequest
 
 
@@ -140,10 +141,25 @@ class Scenario:
 # The file format (schemas/scenario.schema.json): JSON in, frozen rules out.
 
 
+def _pattern(text: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"{where}: {text!r} is not a valid regular expression: {exc}") from None
+
+
+def _delivery(fields: Mapping[str, Any], where: str) -> Delivery:
+    try:
+        return Delivery(**fields)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
 def rule_from_json(data: Mapping[str, Any], index: int = 0) -> Rule:
+    where = f"$.rules[{index}].match"
     match = data.get("match") or {}
     headers = tuple(
-        (name.lower(), re.compile(pattern))
+        (name.lower(), _pattern(pattern, f"{where}.headers.{name}"))
         for name, pattern in (match.get("headers") or {}).items()
     )
     prompt = match.get("prompt")
@@ -183,12 +199,12 @@ def rule_from_json(data: Mapping[str, Any], index: int = 0) -> Rule:
         match=Match(
             model=match.get("model"),
             stream=match.get("stream"),
-            prompt=re.compile(prompt) if prompt is not None else None,
+            prompt=_pattern(prompt, f"{where}.prompt") if prompt is not None else None,
             headers=headers,
             dialect=match.get("dialect"),
         ),
         reply=reply,
-        delivery=Delivery(**(data.get("delivery") or {})),
+        delivery=_delivery(data.get("delivery") or {}, f"$.rules[{index}].delivery"),
         times=data.get("times"),
         probability=float(data.get("probability", 1.0)),
     )
@@ -198,10 +214,28 @@ def rules_from_json(document: Mapping[str, Any]) -> list[Rule]:
     """Validated against scenario.schema.json first, so a typo fails loudly, not silently."""
     from mockserver.schemas import problems  # jsonschema only when a file is actually loaded
 
-    found = problems("scenario.schema.json", document)
+    rules = document.get("rules") if isinstance(document, dict) else None
+    both = [
+        f"$.rules[{i}]: a rule has either a reply or an error, not both"
+        for i, rule in enumerate(rules if isinstance(rules, list) else [])
+        if isinstance(rule, dict) and "reply" in rule and "error" in rule
+    ]
+    found = both or problems("scenario.schema.json", document)
     if found:
         raise ValueError("not a valid scenario:\n  " + "\n  ".join(found))
     return [rule_from_json(rule, i) for i, rule in enumerate(document.get("rules", []))]
+
+
+def resolve(path: Path) -> Path:
+    """A path as given, or the name of a scenario that ships with the package ("flaky")."""
+    if path.exists():
+        return path
+    bundled = data_dir("fixtures") / "scenarios"
+    candidate = bundled / (path.name if path.suffix == ".json" else f"{path.name}.json")
+    if len(path.parts) <= 3 and candidate.exists():  # "flaky", or fixtures/scenarios/flaky.json
+        return candidate
+    names = ", ".join(sorted(p.stem for p in bundled.glob("*.json")))
+    raise ValueError(f"{path}: no such file or folder (bundled scenarios: {names})")
 
 
 def load_rules(path: Path, *, validate: bool = True) -> list[Rule]:
@@ -210,6 +244,7 @@ def load_rules(path: Path, *, validate: bool = True) -> list[Rule]:
     `validate=False` is for the files that ship with the package: the test suite validates
     them, and skipping jsonschema here keeps it off the server's start-up path.
     """
+    path = resolve(path)
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
     rules: list[Rule] = []
     for file in files:
@@ -219,6 +254,6 @@ def load_rules(path: Path, *, validate: bool = True) -> list[Rule]:
                 rules += rules_from_json(document)
             else:
                 rules += [rule_from_json(r, i) for i, r in enumerate(document.get("rules", []))]
-        except (ValueError, orjson.JSONDecodeError) as exc:
+        except (ValueError, OSError, orjson.JSONDecodeError) as exc:
             raise ValueError(f"{file}: {exc}") from None
     return rules

@@ -140,8 +140,28 @@ ACEDATA_CODES: dict[Kind, tuple[str, int, str]] = {
 }
 
 
+# The documented message of each code, for a fault that names a code but no message.
+ACEDATA_MESSAGES: dict[str, str] = {
+    "bad_request": "The request is invalid.",
+    "no_token": "The token is not specified.",
+    "invalid_token": "The specified token is invalid or wrong.",
+    "token_expired": "The specified token has expired.",
+    "token_mismatched": "The specified token is not matched with API.",
+    "disabled": "The specified token is disabled.",
+    "used_up": "Balance insufficient",
+    "forbidden": "The request is forbidden.",
+    "no_api": "The API does not exist.",
+    "too_many_requests": "You have exceeded the rate limit.",
+    "api_error": "Internal server error.",
+    "timeout": "The request timed out.",
+    "api_not_implemented": "The API is not implemented.",
+}
+
+
 def _acedata_error(error: ApiError, path: str) -> ErrorBody:
     code, status, default = ACEDATA_CODES[error.kind]
+    if error.code is not None:
+        default = ACEDATA_MESSAGES.get(error.code, default)
     if error.code is not None or error.kind not in ("missing_key", "insufficient_balance"):
         status = error.status  # AceData answers these two kinds with its own status
     message = error.message or default
