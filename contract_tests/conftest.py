@@ -23,6 +23,7 @@ from contract_tests.target import (
     MOCK_KEY,
     Budget,
     Target,
+    check_base_url,
     live_target,
     missing_keys,
     mock_target,
@@ -97,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"{', '.join(d for d in dialects if DIALECTS[d].key_env in missing)}); "
                 "set it in the environment. Nothing was sent."
             )
+        check_base_url(env.get("CONTRACT_BASE_URL", ""))
     report = config.getoption("--drift-report") or (DEFAULT_REPORT if live else None)
     config.stash[RUN] = Run(
         live=live,

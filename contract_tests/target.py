@@ -94,6 +94,17 @@ def missing_keys(dialects: Iterable[str], env: Mapping[str, str]) -> list[str]:
     return [DIALECTS[d].key_env for d in dialects if not env.get(DIALECTS[d].key_env, "").strip()]
 
 
+def check_base_url(raw: str) -> None:
+    """A wrong CONTRACT_BASE_URL fails every test the same way: say so once, up front."""
+    if not raw.strip():
+        return
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise pytest.UsageError(
+            f"CONTRACT_BASE_URL must be an http(s) URL such as http://127.0.0.1:8000, got {raw!r}"
+        )
+
+
 def live_target(dialect: str, env: Mapping[str, str]) -> Target:
     spec = DIALECTS[dialect]
     base_url = (env.get("CONTRACT_BASE_URL") or spec.live_base_url).rstrip("/")

@@ -131,6 +131,19 @@ def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
         )
 
 
+def _openai() -> Any:
+    """The SDK, imported only when a client fixture is used; the mock itself does not need it."""
+    try:
+        import openai
+    except ImportError:
+        pytest.fail(
+            "deepseek_client / deepseek_async_client need the openai package: "
+            "pip install 'deepseek-mock[openai]' (or pip install openai)",
+            pytrace=False,
+        )
+    return openai
+
+
 def _api_key(server: MockServer) -> str:
     return server.settings.api_keys[0] if server.settings.api_keys else DEFAULT_API_KEY
 
@@ -138,7 +151,7 @@ def _api_key(server: MockServer) -> str:
 @pytest.fixture
 def deepseek_client(deepseek_mock: MockServer) -> Iterator[openai.OpenAI]:
     """`openai.OpenAI` bound to `deepseek_mock`, with the SDK's own retries left on."""
-    import openai
+    openai = _openai()
 
     client = openai.OpenAI(base_url=deepseek_mock.base_url, api_key=_api_key(deepseek_mock))
     with client:
@@ -149,7 +162,7 @@ def deepseek_client(deepseek_mock: MockServer) -> Iterator[openai.OpenAI]:
 async def deepseek_async_client(deepseek_mock: MockServer) -> AsyncIterator[openai.AsyncOpenAI]:
     """`openai.AsyncOpenAI` bound to `deepseek_mock`, for tests run by anyio's or an asyncio
     plugin: it is closed on the event loop that opened its connections."""
-    import openai
+    openai = _openai()
 
     client = openai.AsyncOpenAI(base_url=deepseek_mock.base_url, api_key=_api_key(deepseek_mock))
     async with client:

@@ -382,3 +382,13 @@ def test_drift_names_undeclared_and_missing_fields_through_refs() -> None:
         "$.usage.prompt_cache_hit_tokens",
         "$.usage.prompt_cache_miss_tokens",
     }
+
+
+def test_a_base_url_without_a_scheme_stops_the_run_at_once(
+    pytester: pytest.Pytester, live_env: pytest.MonkeyPatch
+) -> None:
+    live_env.setenv("DEEPSEEK_API_KEY", KEY)
+    live_env.setenv("CONTRACT_BASE_URL", "127.0.0.1:9")
+    result = pytester.runpytest(str(CONTRACT), "--live")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "CONTRACT_BASE_URL must be an http(s) URL" in result.stderr.str()

@@ -474,3 +474,46 @@ def test_balance_runs_out(dialect: str, status: int, code: str | None) -> None:
             with sdk(server, retries=2) as client, pytest.raises(openai.APIStatusError) as caught:
                 ask(client)
             assert caught.value.status_code == 402
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "first_byte=-1",
+        "gap=nan",
+        "gap=inf",
+        "keep_alives=1, keep_alive_interval=-1",
+        "cut_after=-1",
+        "tokens_per_second=0",
+        "first_byte=1e9",
+    ],
+)
+def test_impossible_timings_are_refused_up_front(mock: MockServer, setting: str) -> None:
+    body = {"model": "deepseek-chat", "messages": MESSAGES, "stream": True}
+    response = httpx.post(
+        mock.url + "/chat/completions", json=body, headers=AUTH | {"X-Mock-Delivery": setting}
+    )
+    assert response.status_code == 400
+    assert "x-mock-delivery" in response.json()["error"]["message"]
+
+
+def test_acedata_auth_faults_are_401_with_their_own_message(mock: MockServer) -> None:
+    mock.add(Rule(name="expired", reply=ErrorReply(status=401, code="token_expired"), times=1))
+    url = mock.url_for("acedata") + "/chat/completions"
+    body = {"model": "deepseek-v3", "messages": MESSAGES}
+    expired = httpx.post(url, json=body, headers=AUTH)
+    assert expired.status_code == 401
+    assert expired.json()["error"] == {
+        "code": "token_expired",
+        "message": "The specified token has expired.",
+    }
+    refused = httpx.post(url, json=body, headers=AUTH | {"X-Mock-Fault": "401"})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_token"
+
+
+def test_plain_option_and_unknown_fault_words() -> None:
+    assert parse_fault("401:plain=true").reply == ErrorReply(status=401, plain=True)
+    with pytest.raises(ValueError, match=r"unknown fault 'bogus'.*cut_after=N"):
+        parse_fault("bogus")
+    with pytest.raises(ValueError, match=r"x0 would never answer"):
+        parse_fault("503x0")

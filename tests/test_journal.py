@@ -133,3 +133,10 @@ def test_admin_token() -> None:
             server.url + "/__mock/health", headers={"Authorization": "Bearer admin-secret"}
         )
         assert right.status_code == 200 and right.json()["status"] == "ok"
+
+
+def test_a_bad_regular_expression_is_a_400_that_names_the_rule(mock: MockServer) -> None:
+    bad = {"rules": [{"name": "x", "match": {"prompt": "(unclosed"}, "reply": {"content": "a"}}]}
+    response = httpx.put(mock.url + "/__mock/scenario", json=bad)
+    assert response.status_code == 400
+    assert "$.rules[0].match.prompt" in response.json()["error"]["message"]

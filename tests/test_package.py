@@ -225,3 +225,43 @@ def test_readme_first_screen_shows_the_two_commands() -> None:
     first_screen = "\n".join((ROOT / "README.md").read_text("utf-8").splitlines()[:30])
     assert "make serve" in first_screen and "make test" in first_screen
     assert 'base_url="http://127.0.0.1:8000"' in first_screen
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--first-byte", "-1"], "first_byte must be a number of seconds"),
+        (["--fixtures", "/no/such/file.json"], "no such file or folder (bundled scenarios:"),
+        (["--fault", "bogus"], "unknown fault 'bogus'"),
+    ],
+)
+def test_serve_refuses_bad_settings_with_one_line(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", "--port", "0", *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+def test_port_and_counts_are_checked_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["--port", "99999"], ["--max-concurrent", "0"], ["--balance-tokens", "-5"]):
+        with pytest.raises(SystemExit):
+            cli.main(["serve", *args])
+    assert "a port is a number from 0 to 65535" in capsys.readouterr().err
+
+
+def test_bundled_scenarios_can_be_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", "flaky"]) == 0
+    assert "overloaded twice" in capsys.readouterr().out
+
+
+def test_check_names_the_file_once_and_the_broken_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"rules": [{"name": "x", "match": {"prompt": "(a"}, "reply": {"content": "y"}}]}'
+    )
+    assert cli.main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count(str(bad)) == 1 and "$.rules[0].match.prompt" in err
