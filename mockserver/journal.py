@@ -141,7 +141,7 @@ class JournalMiddleware:
             seq=self.journal.next_seq(),
             method=scope["method"],
             path=scope["path"],
-            query=redact_query(scope.get("query_string", b"").decode("latin-1")),
+            query=redact_query(raw.decode("latin-1")) if (raw := scope.get("query_string")) else "",
             headers=redact_headers(scope["headers"]),
             started=started,
         )
