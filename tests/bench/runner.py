@@ -67,11 +67,14 @@ class Plan:
     concurrencies: tuple[int, ...] = (1, 16, 64)
     stream_counts: tuple[int, ...] = (100, 1000)
     pacing_streams: int = 100
+    slow_streams: int = 10_000  # held open at once, by one server process
     stream_time_limit: float = 60.0  # seconds before unfinished streams count as errors
 
 
 FULL = Plan(rounds=5, duration=3, many_rounds=3, startup_rounds=7, micro_repeats=5)
-QUICK = Plan(rounds=2, duration=1, many_rounds=1, startup_rounds=3, micro_repeats=3)
+QUICK = Plan(
+    rounds=2, duration=1, many_rounds=1, startup_rounds=3, micro_repeats=3, slow_streams=2_000
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,27 @@ class Bench:
             self.add("pace.errors", "mock", result.errors)
         say("  pacing done")
 
+    def slow_streams(self, mock: Server, expected: Expected) -> None:
+        """Many slow clients at once: every stream paced at 50 ms a token (~5 s each), all
+        opened together, so the server holds them all open at the same time."""
+        count = self.plan.slow_streams
+        label = f"{count:,} slow streams held open (50 ms a token)"
+        self.figure("slow.errors", f"{label}: errors", "count", bare=None, target=zero())
+        self.figure("slow.ttfb99", f"{label}: TTFB p99", "ms", bare=None)
+        self.figure("slow.rss", f"{label}: peak server RSS", "MiB", bare=None)
+        exact = mock.reset_peak()
+        result = self.streams(
+            mock,
+            short_body(self.texts, stream=True),
+            count,
+            expected.short_events,
+            headers={"X-Mock-Delivery": "gap=0.05"},
+        )
+        self.add("slow.errors", "mock", result.errors)
+        self.add("slow.ttfb99", "mock", quantile(result.ttfb, 0.99) * 1000)
+        self.add("slow.rss", "mock", mock.peak_rss_mib() if exact else mock.rss_mib())
+        say(f"  {count} slow streams done")
+
     def startup(self) -> None:
         self.figure("startup", "start-up: spawn to first 200", "ms", target=below(400, "ms"))
         for _ in range(self.plan.startup_rounds):
@@ -322,6 +346,7 @@ class Bench:
             self.long_stream(servers, expected)
             self.many_streams(servers, expected)
             self.pacing(mock, expected)
+            self.slow_streams(mock, expected)
         finally:
             mock.stop()
             if bare is not None:
