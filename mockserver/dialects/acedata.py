@@ -14,6 +14,8 @@ from mockserver.dialects.base import (
     ErrorBody,
     Json,
     chunk_head,
+    completion_head,
+    logprobs_json,
     message_json,
     spaced,
     usage_core,
@@ -39,11 +41,7 @@ def _acedata_id(model: str) -> str:
 
 def _acedata_render(c: Completion) -> Json:
     if c.model in _FLAG_MODELS:
-        return {
-            "id": c.id,
-            "object": "chat.completion",
-            "created": c.created,
-            "model": c.model,
+        return completion_head(c) | {
             "choices": [
                 {
                     "index": ch.index,
@@ -55,18 +53,14 @@ def _acedata_render(c: Completion) -> Json:
             ],
             "usage": usage_core(c.usage),
         }
-    return {
-        "id": c.id,
-        "object": "chat.completion",
-        "created": c.created,
-        "model": c.model,
+    return completion_head(c) | {
         "usage": usage_core(c.usage),
         "choices": [
             {
                 "index": ch.index,
                 "message": message_json(ch, role_first=False, call_index=False),
                 "refs": None,
-                "logprobs": {"content": ch.logprobs} if ch.logprobs is not None else None,
+                "logprobs": logprobs_json(ch),
                 "finish_reason": ch.finish_reason,
                 "service_tier": None,
             }

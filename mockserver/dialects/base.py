@@ -89,6 +89,15 @@ def message_json(choice: Choice, *, role_first: bool, call_index: bool) -> Json:
     return message
 
 
+def completion_head(c: Completion) -> Json:
+    """The fields every non-streamed completion opens with, in the captures' order."""
+    return {"id": c.id, "object": "chat.completion", "created": c.created, "model": c.model}
+
+
+def logprobs_json(choice: Choice) -> Json | None:
+    return {"content": choice.logprobs} if choice.logprobs is not None else None
+
+
 def chunk_head(c: Completion, **extra: Any) -> Json:
     """What every chunk of a stream repeats: the same id, created and model."""
     head: Json = {

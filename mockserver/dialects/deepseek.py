@@ -13,6 +13,8 @@ from mockserver.dialects.base import (
     Json,
     chunk_head,
     compact,
+    completion_head,
+    logprobs_json,
     message_json,
 )
 from mockserver.errors import ApiError, Kind
@@ -40,16 +42,12 @@ FINGERPRINT = "fp_eaab8d114b_prod0820_fp8_kvcache"
 
 
 def _deepseek_render(c: Completion) -> Json:
-    return {
-        "id": c.id,
-        "object": "chat.completion",
-        "created": c.created,
-        "model": c.model,
+    return completion_head(c) | {
         "choices": [
             {
                 "index": ch.index,
                 "message": message_json(ch, role_first=True, call_index=True),
-                "logprobs": {"content": ch.logprobs} if ch.logprobs is not None else None,
+                "logprobs": logprobs_json(ch),
                 "finish_reason": ch.finish_reason,
             }
             for ch in c.choices
