@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -221,7 +221,3 @@ def truncate(text: str, limit: int) -> tuple[str, int]:
         return text, len(ids)
     data = b"".join(token_bytes(i) for i in ids[:limit])
     return data[: _complete_prefix(data)].decode("utf-8"), limit
-
-
-def count_all(texts: Sequence[str]) -> int:
-    return sum(count(t) for t in texts if t)
