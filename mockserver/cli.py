@@ -285,6 +285,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mockserver.app import create_app
+    from mockserver.server import KEEP_ALIVE_SECONDS
     from mockserver.wire import install_log_filters
 
     logging.basicConfig(
@@ -328,6 +329,7 @@ def serve(args: argparse.Namespace) -> int:
         log_config=None,
         # A stalled or slow stream must not hold Ctrl-C hostage: after 2 s it is cut.
         timeout_graceful_shutdown=2,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down and said so
         uvicorn.Server(config).run(sockets=[sock])

@@ -20,6 +20,11 @@ from mockserver.scenario import Rule, Scenario
 from mockserver.settings import Settings
 from mockserver.wire import install_log_filters
 
+# Clients (httpx, and so the openai SDK) drop idle pooled connections after 5 s, which is also
+# uvicorn's default: a request sent on a connection the server is closing at that moment fails.
+# Outlasting the clients means they always close first.
+KEEP_ALIVE_SECONDS = 75
+
 
 class MockServer:
     """`with MockServer() as server:` gives `server.base_url`, `server.scenario` and
@@ -44,6 +49,7 @@ class MockServer:
             log_config=None,  # the host process (pytest, an app) owns logging
             log_level=log_level,
             timeout_graceful_shutdown=2,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             backlog=2048,
         )
         self._server = uvicorn.Server(config)
