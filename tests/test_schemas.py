@@ -327,7 +327,11 @@ def test_hypothesis_is_a_version_hypothesis_jsonschema_can_drive() -> None:
 @settings(
     max_examples=10,  # the full request schema is slow to draw from; the server's own
     deadline=None,  # property tests (test_properties.py) draw many more, narrowed per dialect
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
 )
 @given(hypothesis_jsonschema.from_schema(schemas.load(REQUEST)))
 def test_generated_requests_conform(body: Json) -> None:
