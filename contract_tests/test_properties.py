@@ -84,7 +84,7 @@ def budgeted(examples: int) -> settings:
         database=None,
         # Shrinking would send more requests than the budget allows on a live run.
         phases=(Phase.explicit, Phase.generate),
-        suppress_health_check=[HealthCheck.too_slow],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
 
 
