@@ -182,7 +182,7 @@ def answer(
     completion_id = dialect.completion_id(model, chat.stream)
     completion = mock.responder.complete(chat, rule.reply, completion_id=completion_id, model=model)
     mock.balance.spend(completion.usage.total_tokens)
-    headers = dialect.headers(completion, chat.stream)
+    headers = dialect.headers(completion, chat.stream, request_headers)
     # Pacing jitter is seeded as well; most requests have none, so no generator for them.
     rng = textgen.rng_for(settings.seed, chat.raw, -1) if how.gap_sigma else None
     if chat.stream:
@@ -278,7 +278,7 @@ async def render_error(request: Request, exc: Exception) -> Response:
         request.url.path,
         error.message or error.kind,
     )
-    headers = error.headers | dialect.headers(None, False)
+    headers = error.headers | dialect.headers(None, False, request.headers)
     return Response(
         rendered.body, status_code=rendered.status, media_type=rendered.media_type, headers=headers
     )

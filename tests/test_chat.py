@@ -232,3 +232,11 @@ def test_every_dialect_with_the_sdk(mock: MockServer, dialect: str) -> None:
     assert completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.prompt_tokens == 4
     assert [entry.dialect for entry in mock.journal.entries()] == [dialect]
+
+
+def test_aimlapi_echoes_a_valid_client_request_id(mock: MockServer) -> None:
+    body = {"model": "deepseek-chat", "messages": HELLO}
+    echoed = post(mock, "aimlapi", body, headers={"X-Client-Request-Id": "trace-42.a:b"})
+    assert echoed.headers["x-client-request-id"] == "trace-42.a:b"
+    dropped = post(mock, "aimlapi", body, headers={"X-Client-Request-Id": "not valid!"})
+    assert "x-client-request-id" not in dropped.headers

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 from mockserver.catalog import AIMLAPI_MODELS
@@ -114,8 +115,17 @@ def _aiml_error(error: ApiError, path: str) -> ErrorBody:
     return ErrorBody(status, compact(body))
 
 
-def _aiml_headers(completion: Completion | None, stream: bool) -> dict[str, str]:
+# X-Client-Request-Id: 1-128 of these characters, echoed back; anything else is dropped.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _aiml_headers(
+    completion: Completion | None, stream: bool, request: Mapping[str, str]
+) -> dict[str, str]:
     headers = {"x-inference-id": str(uuid.uuid4())}
+    client_id = request.get("x-client-request-id", "")
+    if _CLIENT_ID.fullmatch(client_id):
+        headers["x-client-request-id"] = client_id
     if completion is not None and not stream:
         meta = _aiml_meta(completion.usage)["usage"]
         headers["x-aimlapi-credits-used"] = str(meta["credits_used"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +56,9 @@ class Dialect:
     render: Callable[[Completion], Json]
     chunks: Callable[[Completion, bool], Iterator[Json]]  # (completion, include_usage)
     error: Callable[[ApiError, str], ErrorBody]  # (error, path)
-    headers: Callable[[Completion | None, bool], dict[str, str]] = field(
-        default=lambda completion, stream: {}
+    # (completion or None for an error, stream, the request's headers) → response headers
+    headers: Callable[[Completion | None, bool, Mapping[str, str]], dict[str, str]] = field(
+        default=lambda completion, stream, request: {}
     )
     models_body: Callable[[], Json] = field(default=lambda: {"object": "list", "data": []})
     balance_body: Callable[[bool], Json] = field(default=lambda available: {})

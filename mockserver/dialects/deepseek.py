@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from mockserver.catalog import DEEPSEEK_MODELS
 from mockserver.dialects.base import (
@@ -117,7 +117,9 @@ def _deepseek_error(error: ApiError, path: str) -> ErrorBody:
     return ErrorBody(error.status, compact(body))
 
 
-def _deepseek_headers(completion: Completion | None, stream: bool) -> dict[str, str]:
+def _deepseek_headers(
+    completion: Completion | None, stream: bool, request: Mapping[str, str]
+) -> dict[str, str]:
     return {"x-ds-trace-id": secrets.token_hex(16)}
 
 
