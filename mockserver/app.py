@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver import admin, textgen
-from mockserver.delivery import ConnectionDropped, deliver
+from mockserver.delivery import ConnectionDropped, Delivery, deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
 from mockserver.faults import broken_frames, error_event, header_fault
@@ -27,7 +27,7 @@ from mockserver.journal import Journal, JournalMiddleware
 from mockserver.quota import Balance, RateLimiter
 from mockserver.resources import data_dir
 from mockserver.responder import Responder
-from mockserver.scenario import ErrorReply, Rule, Scenario, load_rules
+from mockserver.scenario import ErrorReply, Reply, Rule, Scenario, load_rules
 from mockserver.settings import Settings
 from mockserver.streaming import KEEP_ALIVE, sse
 from mockserver.validation import ChatRequest, parse_body, parse_chat
@@ -158,7 +158,7 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
         mock.balance.check()
         mock.limiter.acquire()
         try:
-            response = answer(mock, dialect, chat, rule, request.headers)
+            response = answer(mock, dialect, chat, rule.reply, rule.delivery, request.headers)
         except BaseException:
             mock.limiter.release()
             raise
@@ -172,15 +172,19 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
 
 
 def answer(
-    mock: Mock, dialect: Dialect, chat: ChatRequest, rule: Rule, request_headers: Mapping[str, str]
+    mock: Mock,
+    dialect: Dialect,
+    chat: ChatRequest,
+    reply: Reply,
+    delivery: Delivery,
+    request_headers: Mapping[str, str],
 ) -> Response | BodyStream:
     """The reply to a request that passed every check: rendered, encoded, delivered."""
     settings = mock.settings
-    how = settings.delivery.merged(rule.delivery).merged(header_delivery(request_headers))
-    assert not isinstance(rule.reply, ErrorReply)
+    how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
     model = dialect.response_model(chat.model)
     completion_id = dialect.completion_id(model, chat.stream)
-    completion = mock.responder.complete(chat, rule.reply, completion_id=completion_id, model=model)
+    completion = mock.responder.complete(chat, reply, completion_id=completion_id, model=model)
     mock.balance.spend(completion.usage.total_tokens)
     headers = dialect.headers(completion, chat.stream, request_headers)
     # Pacing jitter is seeded as well; most requests have none, so no generator for them.
