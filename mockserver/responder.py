@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockserver import textgen, tokens
+from mockserver import arguments, textgen, tokens
 from mockserver.scenario import Reply, ToolCall
 from mockserver.usage import PromptCache, Usage
 from mockserver.validation import ChatRequest
@@ -189,13 +189,12 @@ class Responder:
         answered = chat.messages[-1].get("role") == "tool"
         if answered and chat.tool_choice != "required" and not isinstance(chat.tool_choice, dict):
             return ()  # the tool's result is in: answer in words
+        arguments.check_tools(chat.tools)
         if isinstance(chat.tool_choice, dict):
             name = chat.tool_choice["function"]["name"]
             tool = next(t for t in chat.tools if t["function"]["name"] == name)
         else:
             tool = rng.choice(chat.tools)
         function = tool["function"]
-        call = ToolCall(
-            name=function["name"], arguments=textgen.arguments_for(function.get("parameters"), rng)
-        )
+        call = ToolCall(name=function["name"], arguments=arguments.arguments_for(function, rng))
         return (CallOut(tool_call_id(), call.name, call.arguments),)
