@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mockserver.nesting import MAX_BODY_DEPTH, deeper_than, may_be_deeper_than
+
 SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 )
@@ -67,9 +69,14 @@ class Entry:
     def json(self) -> Any:
         """The request body as JSON, or None when it was not JSON."""
         try:
-            return orjson.loads(self.body)
+            value = orjson.loads(self.body)
         except orjson.JSONDecodeError:
             return None
+        # Deeper than a request may be, it could not be written back out: show it as text.
+        too_deep = may_be_deeper_than(self.body, MAX_BODY_DEPTH) and deeper_than(
+            value, MAX_BODY_DEPTH
+        )
+        return None if too_deep else value
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -19,6 +19,7 @@ import orjson
 from mockserver import tokens
 from mockserver.catalog import ModelSpec
 from mockserver.errors import ApiError
+from mockserver.nesting import MAX_BODY_DEPTH, deeper_than, may_be_deeper_than
 
 Json = dict[str, Any]
 
@@ -83,11 +84,17 @@ def parse_body(data: bytes) -> Any:
     if not data.strip():
         raise ApiError("invalid_request", PREFIX + "EOF while parsing a value at line 1 column 0")
     try:
-        return orjson.loads(data)
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ApiError(
             "invalid_request", f"Failed to parse the request body as JSON: {exc.msg}"
         ) from None
+    # orjson reads 1024 levels but writes only 254: refuse what the server could not write back.
+    if may_be_deeper_than(data, MAX_BODY_DEPTH) and deeper_than(body, MAX_BODY_DEPTH):
+        raise ApiError(
+            "invalid_request", "Failed to parse the request body as JSON: depth limit exceeded"
+        )
+    return body
 
 
 def _type_name(value: Any) -> str:
