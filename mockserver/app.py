@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mockserver import admin, textgen
+from mockserver import admin, textgen, tokens
 from mockserver.delivery import ConnectionDropped, Delivery, deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
@@ -56,6 +56,7 @@ class Mock:
         self.scenario.replace(self.startup)
         self.journal.clear()
         self.responder.cache.clear()
+        tokens.clear_cache()
         self.limiter.reset()
         self.balance.reset()
 

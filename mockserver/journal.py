@@ -21,7 +21,13 @@ SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 )
 SECRET_PARAMS = frozenset({"api_key", "key", "token", "access_token"})
-BODY_KEEP = 64 * 1024  # request bytes kept per entry
+# What one entry keeps, and what the whole journal may hold: a client that sends megabytes of
+# headers or body cannot grow the server's memory through its record.
+BODY_KEEP = 64 * 1024  # request body bytes kept per entry
+HEADER_VALUE_KEEP = 4 * 1024  # characters kept of one header value, then a marker
+HEADERS_KEEP = 32 * 1024  # characters of header names and values kept per entry
+JOURNAL_BYTES = 32 * 1024 * 1024  # all entries together; the oldest go first
+ENTRY_OVERHEAD = 512  # an entry's own fields, roughly
 ADMIN_PREFIX = "/__mock/"
 
 
@@ -33,13 +39,30 @@ def fingerprint(secret: str) -> str:
     return "…" + secret[-4:] if len(secret) >= 12 else "…"
 
 
-def redact_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+def cut(value: str, keep: int) -> str:
+    """`value` whole, or its first `keep` characters and a marker saying how much was left."""
+    return value if len(value) <= keep else f"{value[:keep]}…[{len(value) - keep} more bytes]"
+
+
+def redact_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[dict[str, str], bool]:
+    """The headers as kept (secrets fingerprinted, long values cut, at most HEADERS_KEEP in
+    all), and whether anything was cut."""
     out: dict[str, str] = {}
+    room = HEADERS_KEEP
+    dropped = 0
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1").lower()
+        if room <= 0:
+            dropped += 1
+            continue
         value = raw_value.decode("latin-1")
-        out[name] = fingerprint(value) if name in SECRET_HEADERS else value
-    return out
+        value = fingerprint(value) if name in SECRET_HEADERS else cut(value, HEADER_VALUE_KEEP)
+        out[name] = value
+        room -= len(name) + len(value)
+    if dropped:
+        out["…"] = f"[{dropped} more headers]"
+    cut_any = dropped > 0 or any(value.endswith(" more bytes]") for value in out.values())
+    return out, cut_any
 
 
 def redact_query(query: str) -> str:
@@ -63,7 +86,9 @@ class Entry:
     ttfb_ms: float | None = None
     elapsed_ms: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
-    body: builtins.bytes = b""
+    body: builtins.bytes = b""  # at most BODY_KEEP bytes of it
+    body_bytes: int = 0  # how many the client sent
+    truncated: bool = False  # a header or the body was cut before it was kept
 
     @property
     def json(self) -> Any:
@@ -81,7 +106,12 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         body = data.pop("body")
-        data["request"] = {"headers": data.pop("headers"), "json": self.json}
+        data["request"] = {
+            "headers": data.pop("headers"),
+            "json": self.json,
+            "body_bytes": data.pop("body_bytes"),
+            "truncated": data.pop("truncated") or len(body) < self.body_bytes,
+        }
         if data["request"]["json"] is None and body:
             data["request"]["text"] = body[:1024].decode("utf-8", errors="replace")
         return data
@@ -90,8 +120,11 @@ class Entry:
 class Journal:
     """Bounded (oldest dropped first), thread-safe, and waitable so tests never sleep."""
 
-    def __init__(self, size: int = 1000) -> None:
-        self._entries: deque[Entry] = deque(maxlen=size)
+    def __init__(self, size: int = 1000, max_bytes: int = JOURNAL_BYTES) -> None:
+        self._entries: deque[Entry] = deque()
+        self._size = size
+        self._max_bytes = max_bytes
+        self.bytes = 0  # what the kept entries hold, roughly
         self._changed = threading.Condition()
         self._seq = 0
         self._recorded = 0
@@ -104,6 +137,11 @@ class Journal:
     def record(self, entry: Entry) -> None:
         with self._changed:
             self._entries.append(entry)
+            self.bytes += _cost(entry)
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._size or self.bytes > self._max_bytes
+            ):
+                self.bytes -= _cost(self._entries.popleft())
             self._recorded += 1
             self._changed.notify_all()
 
@@ -118,6 +156,7 @@ class Journal:
     def clear(self) -> None:
         with self._changed:
             self._entries.clear()
+            self.bytes = 0
             self._changed.notify_all()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Entry]:
@@ -128,6 +167,11 @@ class Journal:
                     f"journal has {len(self._entries)} entries, expected {count} within {timeout} s"
                 )
             return list(self._entries)
+
+
+def _cost(entry: Entry) -> int:
+    headers = sum(len(k) + len(v) for k, v in entry.headers.items())
+    return ENTRY_OVERHEAD + len(entry.body) + len(entry.query) + headers
 
 
 class JournalMiddleware:
@@ -144,13 +188,16 @@ class JournalMiddleware:
             return
         started = time.time()
         clock = time.perf_counter()
+        headers, truncated = redact_headers(scope["headers"])
+        raw = scope.get("query_string")
         entry = Entry(
             seq=self.journal.next_seq(),
             method=scope["method"],
             path=scope["path"],
-            query=redact_query(raw.decode("latin-1")) if (raw := scope.get("query_string")) else "",
-            headers=redact_headers(scope["headers"]),
+            query=cut(redact_query(raw.decode("latin-1")), HEADER_VALUE_KEEP) if raw else "",
+            headers=headers,
             started=started,
+            truncated=truncated,
         )
         body = bytearray()
         recorded = False
@@ -170,8 +217,11 @@ class JournalMiddleware:
 
         async def receiving() -> Message:
             message = await receive()
-            if message["type"] == "http.request" and len(body) < BODY_KEEP:
-                body.extend(message.get("body", b"")[: BODY_KEEP - len(body)])
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                entry.body_bytes += len(chunk)
+                if len(body) < BODY_KEEP:
+                    body.extend(chunk[: BODY_KEEP - len(body)])
             return message
 
         async def sending(message: Message) -> None:

@@ -12,11 +12,13 @@ import ctypes
 import importlib.util
 import threading
 from collections.abc import Iterable, Mapping
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer
+
+from mockserver.caches import ByteBoundedCache
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -66,10 +68,29 @@ def encode(text: str) -> tuple[int, ...]:
 
 # A reply is counted, truncated, split into stream pieces and given logprobs: one encoding
 # serves them all, and a repeated request (the usual case in a test suite) costs nothing.
-@lru_cache(maxsize=4096)
+# Bounded by bytes (a token id costs a tuple slot and an int object, ~36 bytes; a character ~1),
+# so a multi-megabyte prompt is counted again rather than pinned; `/__mock/reset` empties it.
+ENCODE_CACHE_BYTES = 16 * 1024 * 1024
+_encoded: ByteBoundedCache[str, tuple[int, ...]] = ByteBoundedCache(
+    ENCODE_CACHE_BYTES, lambda text, ids: 100 + len(text) + 36 * len(ids)
+)
+
+
 def _encode(text: str) -> tuple[int, ...]:
-    # encode_batch_fast skips offsets, which we never read: 40% faster than encode().
-    return tuple(_tokenizer().encode_batch_fast([text], add_special_tokens=False)[0].ids)
+    ids = _encoded.get(text)
+    if ids is None:
+        # encode_batch_fast skips offsets, which we never read: 40% faster than encode().
+        ids = tuple(_tokenizer().encode_batch_fast([text], add_special_tokens=False)[0].ids)
+        _encoded.put(text, ids)
+    return ids
+
+
+def cache_bytes() -> int:
+    return _encoded.bytes
+
+
+def clear_cache() -> None:
+    _encoded.clear()
 
 
 def count(text: str) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from mockserver import tokens
+from mockserver.journal import BODY_KEEP, HEADER_VALUE_KEEP, Entry, Journal
 from mockserver.schemas import assert_valid
 from mockserver.server import MockServer
 
@@ -42,3 +44,73 @@ def test_nesting_up_to_the_limit_is_accepted(mock: MockServer) -> None:
     response = httpx.post(url, content=nested_body("deepseek", 127), headers=AUTH)
     assert response.status_code == 200, response.text
     assert httpx.get(mock.url + "/__mock/journal").status_code == 200
+
+
+def test_huge_headers_are_kept_cut_with_a_marker(mock: MockServer) -> None:
+    big = "v" * (1024 * 1024)
+    url = mock.url_for("deepseek") + "/chat/completions"
+    body = nested_body("deepseek", 1)
+    response = httpx.post(url, content=body, headers=AUTH | {"x-big": big, "x-small": "ok"})
+    assert response.status_code == 200, response.text
+    (entry,) = mock.journal.wait_for(1)
+    assert entry.headers["x-small"] == "ok"
+    kept = entry.headers["x-big"]
+    assert len(kept) < HEADER_VALUE_KEEP + 64
+    assert kept.startswith("vvvv") and kept.endswith(f"[{len(big) - HEADER_VALUE_KEEP} more bytes]")
+    shown = httpx.get(mock.url + "/__mock/journal").json()["entries"][0]["request"]
+    assert shown["truncated"] is True and shown["headers"]["x-big"] == kept
+
+
+def test_a_body_over_the_kept_size_is_marked_truncated(mock: MockServer) -> None:
+    content = "x" * (BODY_KEEP * 2)
+    body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": content}]}
+    httpx.post(mock.url + "/chat/completions", json=body, headers=AUTH, timeout=30)
+    (entry,) = mock.journal.wait_for(1)
+    assert len(entry.body) == BODY_KEEP and entry.body_bytes > BODY_KEEP
+    shown = httpx.get(mock.url + "/__mock/journal").json()["entries"][0]
+    assert shown["request"]["truncated"] is True
+    assert shown["request"]["body_bytes"] == entry.body_bytes
+
+
+def test_the_journal_is_bounded_by_bytes_oldest_out_first() -> None:
+    journal = Journal(size=1000, max_bytes=1_000_000)
+    for seq in range(1, 101):
+        journal.record(Entry(seq=seq, method="POST", path="/x", body=b"b" * 60_000))
+    kept = journal.entries()
+    assert journal.bytes <= 1_000_000
+    assert 10 <= len(kept) < 17 and kept[-1].seq == 100
+    assert [e.seq for e in kept] == list(range(101 - len(kept), 101))
+    journal.clear()
+    assert journal.bytes == 0
+
+
+def test_many_huge_headers_leave_the_journal_small(mock: MockServer) -> None:
+    big = "h" * (1024 * 1024)
+    url = mock.url_for("deepseek") + "/chat/completions"
+    with httpx.Client(headers=AUTH) as client:
+        for _ in range(20):
+            assert (
+                client.post(
+                    url, content=nested_body("deepseek", 1), headers={"x-big": big}
+                ).status_code
+                == 200
+            )
+    mock.journal.wait_for(20)
+    assert mock.journal.bytes < 20 * (HEADER_VALUE_KEEP + BODY_KEEP)
+
+
+def test_the_token_cache_is_bounded_by_bytes_and_freed_by_reset(mock: MockServer) -> None:
+    tokens.clear_cache()
+    words = " ".join(f"w{i}" for i in range(200_000))  # ~1.3 MB, ~400k tokens
+    body = {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": words}]}
+    response = httpx.post(mock.url + "/chat/completions", json=body, headers=AUTH, timeout=60)
+    assert response.status_code == 200, response.text
+    assert tokens.cache_bytes() <= tokens.ENCODE_CACHE_BYTES
+    httpx.post(mock.url + "/chat/completions", json=nested_body_json(), headers=AUTH)
+    assert tokens.cache_bytes() > 0
+    assert httpx.post(mock.url + "/__mock/reset").status_code == 204
+    assert tokens.cache_bytes() == 0
+
+
+def nested_body_json() -> dict[str, object]:
+    return {"model": "deepseek-chat", "messages": [{"role": "user", "content": "cache me"}]}
