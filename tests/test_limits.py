@@ -3,6 +3,8 @@ answer, and the server stays bounded in memory and keeps serving everyone else."
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 
@@ -114,3 +116,39 @@ def test_the_token_cache_is_bounded_by_bytes_and_freed_by_reset(mock: MockServer
 
 def nested_body_json() -> dict[str, object]:
     return {"model": "deepseek-chat", "messages": [{"role": "user", "content": "cache me"}]}
+
+
+def test_a_small_request_is_answered_while_a_huge_prompt_is_counted(
+    mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting a multi-megabyte prompt once held every other client for seconds."""
+    counting, release = threading.Event(), threading.Event()
+    encode = tokens.encode
+
+    def slow_encode(text: str) -> tuple[int, ...]:
+        if len(text) > 1_000_000:  # only the huge prompt waits, and only until released
+            counting.set()
+            release.wait(timeout=20)
+        return encode(text)
+
+    monkeypatch.setattr(tokens, "encode", slow_encode)
+    huge = {
+        "model": "deepseek-v4-flash",
+        "messages": [{"role": "user", "content": "w " * 1_000_000}],
+    }
+    url = mock.url + "/chat/completions"
+    statuses: list[int] = []
+    sender = threading.Thread(
+        target=lambda: statuses.append(
+            httpx.post(url, json=huge, headers=AUTH, timeout=60).status_code
+        )
+    )
+    sender.start()
+    try:
+        assert counting.wait(timeout=20), "the huge prompt never reached the tokenizer"
+        small = httpx.post(url, json=nested_body_json(), headers=AUTH, timeout=5)
+        assert small.status_code == 200
+    finally:
+        release.set()
+        sender.join(timeout=60)
+    assert statuses == [200]
