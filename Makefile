@@ -26,8 +26,11 @@ check: $(STAMP)  ## formatting, lint, types (ruff + mypy --strict)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: check  ## everything CI runs: checks, the server's tests, the contract suite against the mock
+test: check schemathesis  ## everything CI runs: checks, Schemathesis, the server's tests, the contract suite
 	HYPOTHESIS_PROFILE=$(if $(CI),ci,dev) $(BIN)/pytest $(ARGS)
+
+schemathesis: $(STAMP)  ## Schemathesis against a mock, driven by the OpenAPI documents it serves
+	$(BIN)/python -m tests.schemathesis_run
 
 contract: $(STAMP)  ## the contract suite against a mock it starts itself, for every dialect
 	$(BIN)/pytest contract_tests $(ARGS)
@@ -48,4 +51,4 @@ clean:  ## remove the venv and caches
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-.PHONY: venv serve fmt check test contract contract-live bench coverage clean help
+.PHONY: venv serve fmt check test schemathesis contract contract-live bench coverage clean help

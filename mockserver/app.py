@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mockserver import admin, textgen, tokens
+from mockserver import admin, openapi, textgen, tokens
 from mockserver.delivery import ConnectionDropped, Delivery, deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
@@ -127,6 +127,7 @@ def create_app(
         routes += [Route(prefix + path, chat, methods=["POST"]) for path in dialect.chat_paths]
         routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
         routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
+    routes += openapi.routes(mock.mounts)
     routes.append(admin.mount(mock))
     app = Starlette(
         routes=routes,

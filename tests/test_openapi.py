@@ -1,0 +1,117 @@
+"""The OpenAPI documents the server serves: built from schemas/, one per mounted dialect and one
+for the admin API. `make schemathesis` drives Schemathesis with them; these tests pin what they
+must say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from mockserver.dialects import DIALECTS
+from mockserver.schemas import assert_valid
+from mockserver.server import MockServer
+from mockserver.settings import Settings
+
+Json = dict[str, Any]
+DOCUMENTS = {
+    "deepseek": "/openapi.json",
+    "acedata": "/deepseek/openapi.json",
+    "aimlapi": "/aimlapi/openapi.json",
+}
+AUTH = {"Authorization": "Bearer sk-test"}
+
+
+def fetch(server: MockServer, path: str) -> Json:
+    response = httpx.get(server.url + path)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    document: Json = response.json()
+    assert document["openapi"] == "3.1.0"
+    return document
+
+
+def validator_for(document: Json, pointer: str) -> Draft202012Validator:
+    """A validator for the schema at `pointer` inside the document, its $refs resolved there."""
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:openapi", Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    return Draft202012Validator({"$ref": "urn:openapi#" + pointer}, registry=registry)
+
+
+@pytest.mark.parametrize("dialect", sorted(DOCUMENTS))
+def test_each_dialect_serves_its_surface(mock: MockServer, dialect: str) -> None:
+    document = fetch(mock, DOCUMENTS[dialect])
+    prefix = "/aimlapi" if dialect == "aimlapi" else ""
+    spec = DIALECTS[dialect]
+    served = {prefix + p for p in (*spec.chat_paths, *spec.models_paths, *spec.balance_paths)}
+    assert set(document["paths"]) == served
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    chat = document["paths"][prefix + spec.chat_paths[0]]["post"]
+    ok = chat["responses"]["200"]
+    assert set(ok["content"]) == {"application/json", "text/event-stream"}
+    assert {"400", "401", "413", "429", "500"} <= set(chat["responses"])
+    if dialect == "deepseek":
+        assert ok["headers"]["x-ds-trace-id"]["required"] is True
+        assert "retry-after" in chat["responses"]["503"]["headers"]
+        assert "text/plain" in chat["responses"]["401"]["content"]
+
+
+def test_the_documents_describe_real_answers(mock: MockServer) -> None:
+    """A completion, a stream event and an error, each validated by the schema the document
+    gives for it: the document and the wire agree."""
+    document = fetch(mock, "/openapi.json")
+    base = "/paths/~1chat~1completions/post/responses"
+    body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+    request = validator_for(
+        document, "/paths/~1chat~1completions/post/requestBody/content/application~1json/schema"
+    )
+    assert not list(request.iter_errors(body))
+    assert list(request.iter_errors(body | {"model": "gpt-4"})), "the model list is the dialect's"
+    answer = httpx.post(mock.url + "/chat/completions", json=body, headers=AUTH)
+    assert not list(
+        validator_for(document, base + "/200/content/application~1json/schema").iter_errors(
+            answer.json()
+        )
+    )
+    stream = httpx.post(mock.url + "/chat/completions", json=body | {"stream": True}, headers=AUTH)
+    events = [{"data": line[6:]} for line in stream.text.splitlines() if line.startswith("data: ")]
+    event = validator_for(document, base + "/200/content/text~1event-stream/schema")
+    assert events[-1] == {"data": "[DONE]"} and all(event.is_valid(e) for e in events)
+    refused = httpx.post(mock.url + "/chat/completions", json=body)
+    assert refused.status_code == 401
+    assert not list(
+        validator_for(document, base + "/401/content/application~1json/schema").iter_errors(
+            refused.json()
+        )
+    )
+
+
+def test_one_dialect_alone_serves_its_document_at_the_root() -> None:
+    with MockServer(Settings(port=0, dialect="aimlapi")) as server:
+        document = fetch(server, "/openapi.json")
+        assert "/v1/chat/completions" in document["paths"]
+        assert document["paths"]["/v1/models"]["get"]["security"] == []
+
+
+def test_the_admin_api_has_its_own_document(mock: MockServer) -> None:
+    document = fetch(mock, "/__mock/openapi.json")
+    assert set(document["paths"]) == {
+        "/__mock/health",
+        "/__mock/journal",
+        "/__mock/scenario",
+        "/__mock/reset",
+    }
+    scenario = document["paths"]["/__mock/scenario"]
+    assert set(scenario) == {"get", "put", "post", "delete"}
+    schema = validator_for(document, "/components/schemas/scenario")
+    rules = {"rules": [{"name": "down", "error": {"status": 503}}]}
+    assert schema.is_valid(rules)
+    assert httpx.put(mock.url + "/__mock/scenario", json=rules).status_code == 200
+    assert_valid("scenario.schema.json", rules)
