@@ -117,3 +117,13 @@ def test_deep_array_schemas_cost_little_time_and_memory(mock: MockServer) -> Non
     assert time.perf_counter() - started < 2
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 50
+
+
+def test_the_readme_example_of_a_refused_schema(mock: MockServer) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer", "minimum": "x"}}}
+    response = call(mock, schema)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "Invalid 'tools[0].function.parameters': not a valid JSON Schema: "
+        "$.properties.a.minimum: 'x' is not of type 'number'"
+    )
