@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from referencing.exceptions import Unresolvable
 from rstr.xeger import Xeger
@@ -68,7 +68,7 @@ def _build(schema: Any) -> Checked:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return Checked(None, f"{exc.json_path}: {exc.message}")
-    return Checked(Draft202012Validator(schema, format_checker=FormatChecker()))
+    return Checked(Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER))
 
 
 # Keyed by the schema's canonical bytes: a test suite sends the same tools again and again, and
