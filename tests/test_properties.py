@@ -34,7 +34,7 @@ def request_schema(dialect: str) -> Json:
     schema = copy.deepcopy(load("chat-request.schema.json"))
     schema["properties"] = {k: v for k, v in schema["properties"].items() if k in FIELDS}
     limits = DIALECTS[dialect].limits
-    schema["properties"]["model"] = {"enum": sorted(limits.models)}
+    schema["properties"]["model"] = {"enum": sorted(DIALECTS[dialect].catalog.newest.models)}
     schema["properties"]["n"] = {"type": "integer", "minimum": 1, "maximum": min(limits.max_n, 3)}
     schema["properties"]["max_tokens"] = {"type": "integer", "minimum": 1, "maximum": 8192}
     stop = schema["properties"]["stop"]
@@ -50,7 +50,7 @@ def request_schema(dialect: str) -> Json:
 
 def refused_on_purpose(body: Json, dialect: str) -> bool:
     """The cross-field rules of the live API that the schema leaves to the server."""
-    spec = DIALECTS[dialect].limits.models[body["model"]]
+    spec = DIALECTS[dialect].catalog.newest.models[body["model"]]
     messages = body["messages"]
     prefixed = [i for i, m in enumerate(messages) if m.get("prefix") is True]
     return bool(
