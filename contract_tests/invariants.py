@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from contract_tests.drift import documented_values
-from mockserver.catalog import packaged
 from contract_tests.wire import DONE, ApiClient, Json, Reply, Sse
+from mockserver.catalog import packaged
 
 PROMPT = "Reply with one short friendly sentence."
 # `created` is unix seconds from the provider's clock: allow for skew, not for a wrong unit.

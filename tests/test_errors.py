@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mockserver.schemas import assert_valid
 from mockserver.server import MockServer
-from tests.conftest import LATE_2025
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 
 Json = dict[str, Any]
 AUTH = {"Authorization": "Bearer sk-test", "Content-Type": "application/json"}

@@ -16,8 +16,8 @@ from mockserver.faults import parse_fault
 from mockserver.scenario import ErrorReply, Match, Reply, Rule
 from mockserver.schemas import assert_valid
 from mockserver.server import MockServer
-from tests.conftest import LATE_2025
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 from tests.sse import parse
 
 Json = dict[str, Any]

@@ -10,8 +10,8 @@ import pytest
 
 from mockserver.journal import Entry, Journal
 from mockserver.server import MockServer
-from tests.conftest import LATE_2025
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 
 AUTH = {"Authorization": "Bearer sk-test"}
 BODY = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
