@@ -15,6 +15,7 @@ from typing import Any
 
 from contract_tests.drift import documented_values
 from contract_tests.wire import DONE, ApiClient, Json, Reply, Sse
+from mockserver.catalog import packaged
 
 PROMPT = "Reply with one short friendly sentence."
 # `created` is unix seconds from the provider's clock: allow for skew, not for a wrong unit.
@@ -45,9 +46,21 @@ PLACEMENT: dict[str, UsagePlacement] = {
 }
 
 
+# DeepSeek's V4 models think unless told not to, and a chain of thought would spend the small
+# max_tokens before the answer starts: the cheap requests turn it off.
+THINKING_OFF = {"thinking": {"type": "disabled"}}
+
+
+def thinks_by_default(model: str) -> bool:
+    spec = packaged("deepseek").newest.models.get(model)
+    return spec is not None and spec.thinking
+
+
 def simple_request(model: str, **extra: Any) -> Json:
     """A small, cheap request: one user message and a low max_tokens, plus `extra`."""
     base = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 24}
+    if thinks_by_default(model):
+        base |= THINKING_OFF
     return base | extra
 
 

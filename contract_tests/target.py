@@ -114,7 +114,8 @@ def live_target(dialect: str, env: Mapping[str, str]) -> Target:
 
 def mock_target(dialect: str, base_url: str) -> Target:
     spec = DIALECTS[dialect]
-    return Target("mock", base_url, MOCK_KEY, spec, spec.default_model, tuple(spec.limits.models))
+    models = tuple(spec.catalog.newest.models)
+    return Target("mock", base_url, MOCK_KEY, spec, spec.default_model, models)
 
 
 class Budget:

@@ -29,11 +29,19 @@ def sdk_client(api: ApiClient) -> openai.OpenAI:
     )
 
 
+def extra_fields(request: dict[str, object]) -> dict[str, object]:
+    """What the SDK's typed parameters do not carry (DeepSeek's `thinking`)."""
+    return {key: value for key, value in request.items() if key == "thinking"}
+
+
 def test_sdk_reads_a_completion(api: ApiClient) -> None:
     request = simple_request(api.target.model)
     with sdk_client(api) as client:
         completion = client.chat.completions.create(
-            model=request["model"], messages=request["messages"], max_tokens=request["max_tokens"]
+            model=request["model"],
+            messages=request["messages"],
+            max_tokens=request["max_tokens"],
+            extra_body=extra_fields(request),
         )
     assert completion.choices, "the SDK saw no choices"
     message = completion.choices[0].message
@@ -54,6 +62,7 @@ def test_sdk_reads_a_stream_to_its_end(api: ApiClient) -> None:
             messages=request["messages"],
             max_tokens=request["max_tokens"],
             stream=True,
+            extra_body=extra_fields(request),
         )
         for chunk in stream:
             for choice in chunk.choices:

@@ -5,9 +5,11 @@ request → dialect (route) → auth, body, validation → rule → responder �
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
@@ -19,19 +21,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver import admin, openapi, textgen, tokens
+from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
 from mockserver.delivery import ConnectionDropped, Delivery, deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
 from mockserver.faults import broken_frames, error_event, header_fault
+from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
 from mockserver.quota import Balance, RateLimiter
 from mockserver.resources import data_dir
-from mockserver.responder import Responder
+from mockserver.responder import Completion, Responder
 from mockserver.scenario import ErrorReply, Reply, Rule, Scenario, load_rules
 from mockserver.settings import Settings
 from mockserver.streaming import KEEP_ALIVE, sse
-from mockserver.validation import ChatRequest, Limits, parse_body, parse_chat
+from mockserver.validation import ChatRequest, parse_body, parse_chat
 from mockserver.wire import BodyStream, OpenBodies
 
 log = logging.getLogger("mockserver")
@@ -47,6 +51,8 @@ class Mock:
     journal: Journal
     responder: Responder
     mounts: tuple[tuple[str, Dialect], ...]
+    catalogs: Mapping[str, Catalog]
+    moment: datetime  # the date the server behaves as of (--era)
     startup: tuple[Rule, ...] = ()
     bodies: OpenBodies = field(default_factory=OpenBodies)
     limiter: RateLimiter = field(default_factory=RateLimiter)
@@ -60,6 +66,17 @@ class Mock:
         tokens.clear_cache()
         self.limiter.reset()
         self.balance.reset()
+
+    def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:
+        """The era this request is answered in: `X-Mock-Era`, else the server's."""
+        catalog = self.catalogs[dialect.name]
+        asked = headers.get(ERA_HEADER)
+        if not asked:
+            return catalog.at(self.moment)
+        try:
+            return catalog.at(era_moment(asked, self.catalogs.values()))
+        except ValueError as exc:
+            raise ApiError("invalid_request", f"{ERA_HEADER}: {exc}") from None
 
     def dialect_for(self, path: str) -> Dialect:
         """The dialect whose envelope an unrouted path gets: the longest matching prefix."""
@@ -84,6 +101,15 @@ def mounts_for(settings: Settings) -> tuple[tuple[str, Dialect], ...]:
     return (("", DEEPSEEK), ("", ACEDATA), (prefix, AIMLAPI))
 
 
+def catalogs_for(settings: Settings) -> dict[str, Catalog]:
+    """The packaged catalogue of each dialect, or the one a --catalog file gives instead."""
+    catalogs = {name: packaged(name) for name in DIALECTS}
+    for path in settings.catalogs:
+        catalog, _ = read_catalog(path)
+        catalogs[catalog.dialect] = catalog
+    return catalogs
+
+
 def startup_rules(settings: Settings) -> list[Rule]:
     """Rules given in code or by --fault, then the user's fixtures (first match wins), then
     the captures' own replies."""
@@ -105,12 +131,15 @@ def create_app(
     startup = tuple(startup_rules(settings)) if scenario is None else scenario.rules
     if scenario is None:
         scenario = Scenario(startup, seed=settings.seed)
+    catalogs = catalogs_for(settings)
     mock = Mock(
         settings=settings,
         scenario=scenario,
         journal=journal if journal is not None else Journal(settings.journal_size),
         responder=Responder(seed=settings.seed),
         mounts=mounts_for(settings),
+        catalogs=catalogs,
+        moment=era_moment(settings.era, catalogs.values()),
         startup=startup,
         limiter=RateLimiter(
             concurrent=settings.max_concurrent,
@@ -121,13 +150,15 @@ def create_app(
     )
     routes: list[BaseRoute] = []
     for prefix, dialect in mock.mounts:
-        chat, models, balance = (
-            make(mock, dialect) for make in (chat_endpoint, models_endpoint, balance_endpoint)
+        chat, fim, models, balance = (
+            make(mock, dialect)
+            for make in (chat_endpoint, fim_endpoint, models_endpoint, balance_endpoint)
         )
         routes += [Route(prefix + path, chat, methods=["POST"]) for path in dialect.chat_paths]
+        routes += [Route(prefix + path, fim, methods=["POST"]) for path in dialect.fim_paths]
         routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
         routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
-    routes += openapi.routes(mock.mounts)
+    routes += openapi.routes(mock)
     routes.append(admin.mount(mock))
     app = Starlette(
         routes=routes,
@@ -142,13 +173,56 @@ def create_app(
     return app
 
 
-def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How one kind of answer is written: the body, the stream's chunks and their schemas."""
+
+    render: Callable[[Completion], dict[str, Any]]
+    chunks: Callable[[Completion, bool], Iterator[dict[str, Any]]]
+    body_schema: str
+    chunk_schema: str
+
+
+def chat_shape(dialect: Dialect) -> Shape:
+    return Shape(
+        dialect.render,
+        dialect.chunks,
+        dialect.schema("chat-completion"),
+        dialect.schema("chat-completion-chunk"),
+    )
+
+
+def fim_shape(dialect: Dialect) -> Shape:
+    if dialect.fim_render is None or dialect.fim_chunks is None:
+        raise ValueError(f"{dialect.title} has no FIM completion")
+    return Shape(
+        dialect.fim_render,
+        dialect.fim_chunks,
+        dialect.schema("completion"),
+        dialect.schema("completion-chunk"),
+    )
+
+
+Parse = Callable[[Any, Dialect, Era, str], ChatRequest]
+
+
+def _parse_chat(body: Any, dialect: Dialect, era: Era, path: str) -> ChatRequest:
+    return parse_chat(body, dialect.limits, era, beta=dialect.is_beta(path))
+
+
+def _parse_fim(body: Any, dialect: Dialect, era: Era, path: str) -> ChatRequest:
+    return parse_fim(body, dialect.limits, era)
+
+
+def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape) -> Endpoint:
     settings = mock.settings
 
-    async def chat_completions(request: Request) -> Response | BodyStream:
+    async def completions(request: Request) -> Response | BodyStream:
         request.state.dialect = dialect.name
         authenticate(request, dialect, settings.api_keys)
-        chat = await parsed(await read_body(request, settings.max_body_bytes), dialect.limits)
+        era = mock.era(dialect, request.headers)
+        raw = await read_body(request, settings.max_body_bytes)
+        chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, request.url.path))
         request.state.stream = chat.stream
         rule = header_fault(request.headers) or mock.scenario.decide(
             chat, request.headers, dialect.name
@@ -157,9 +231,11 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
         if isinstance(rule.reply, ErrorReply):
             raise error_from(rule.reply)
         mock.balance.check()
-        mock.limiter.acquire()
+        mock.limiter.acquire(era.concurrency_message)
         try:
-            response = answer(mock, dialect, chat, rule.reply, rule.delivery, request.headers)
+            response = answer(
+                mock, dialect, chat, rule.reply, rule.delivery, request.headers, shape
+            )
         except BaseException:
             mock.limiter.release()
             raise
@@ -169,7 +245,17 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
             mock.limiter.release()
         return response
 
-    return chat_completions
+    return completions
+
+
+def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
+    return completion_endpoint(mock, dialect, _parse_chat, chat_shape(dialect))
+
+
+def fim_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
+    if not dialect.fim_paths:
+        return chat_endpoint(mock, dialect)  # never routed: the dialect has no FIM paths
+    return completion_endpoint(mock, dialect, _parse_fim, fim_shape(dialect))
 
 
 # Above this size, parsing and counting the prompt (5-15 ms of tokenizer work per 16 KiB of new
@@ -178,10 +264,11 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
 OFFLOAD_BYTES = 16 * 1024
 
 
-async def parsed(body: bytes, limits: Limits) -> ChatRequest:
+async def parsed(body: bytes, read: Callable[[], ChatRequest]) -> ChatRequest:
+    """`read()` (parse and count `body`), in a worker thread when the body is big."""
     if len(body) <= OFFLOAD_BYTES:
-        return parse_chat(parse_body(body), limits)
-    return await anyio.to_thread.run_sync(lambda: parse_chat(parse_body(body), limits))
+        return read()
+    return await anyio.to_thread.run_sync(read)
 
 
 def answer(
@@ -191,21 +278,24 @@ def answer(
     reply: Reply,
     delivery: Delivery,
     request_headers: Mapping[str, str],
+    shape: Shape,
 ) -> Response | BodyStream:
     """The reply to a request that passed every check: rendered, encoded, delivered."""
     settings = mock.settings
     how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
-    model = dialect.response_model(chat.model)
+    model = chat.spec.response_model(chat.thinking)
     completion_id = dialect.completion_id(model, chat.stream)
     completion = mock.responder.complete(chat, reply, completion_id=completion_id, model=model)
+    if chat.fim and chat.raw.get("echo") is True:
+        completion = echoed(completion, str(chat.raw.get("prompt", "")))
     mock.balance.spend(completion.usage.total_tokens)
     headers = dialect.headers(completion, chat.stream, request_headers)
     # Pacing jitter is seeded as well; most requests have none, so no generator for them.
     rng = textgen.rng_for(settings.seed, chat.raw, -1) if how.gap_sigma else None
     if chat.stream:
-        chunks = dialect.chunks(completion, chat.include_usage)
+        chunks = shape.chunks(completion, chat.include_usage)
         if settings.self_check:
-            chunks = _checked(dialect.schema("chat-completion-chunk"), chunks)
+            chunks = _checked(shape.chunk_schema, chunks)
         frames = broken_frames(sse(chunks, dialect.dumps), how, error_event(dialect.dumps))
         return BodyStream(
             deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
@@ -213,9 +303,9 @@ def answer(
             headers=headers | {"cache-control": "no-cache"},
             tracker=mock.bodies,
         )
-    rendered = dialect.render(completion)
+    rendered = shape.render(completion)
     if settings.self_check:
-        _self_check(dialect.schema("chat-completion"), rendered)
+        _self_check(shape.body_schema, rendered)
     body = dialect.dumps(rendered) if how.body is None else how.body.encode()
     if how.is_plain:
         return Response(body, media_type="application/json", headers=headers)
@@ -227,12 +317,22 @@ def answer(
     )
 
 
+def echoed(completion: Completion, prompt: str) -> Completion:
+    """FIM's `echo`: the prompt comes back in front of the text; it is not counted again."""
+    choices = tuple(
+        dataclasses.replace(choice, content=prompt + (choice.content or ""))
+        for choice in completion.choices
+    )
+    return dataclasses.replace(completion, choices=choices)
+
+
 def models_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
     async def list_models(request: Request) -> Response:
         request.state.dialect = dialect.name
         if dialect.models_need_key:
             authenticate(request, dialect, mock.settings.api_keys)
-        return Response(dialect.dumps(dialect.models_body()), media_type="application/json")
+        body = dialect.models_body(mock.era(dialect, request.headers))
+        return Response(dialect.dumps(body), media_type="application/json")
 
     return list_models
 

@@ -34,7 +34,9 @@ examples:
       two 503s, then answers streamed at one token every 20 ms
   curl -s http://127.0.0.1:8000/chat/completions -H 'Authorization: Bearer sk-test' \\
        -H 'Content-Type: application/json' \\
-       -d '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "Hello"}]}'
+       -d '{"model": "deepseek-flash", "messages": [{"role": "user", "content": "Hello"}]}'
+  deepseek-mock serve --era v3.2
+      DeepSeek as in late 2025: deepseek-chat and deepseek-reasoner, V3.2's rules and texts
 """
 
 
@@ -143,6 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(503, 503x2, 429:retry_after=2, 401:code=token_expired) or a delivery fault "
         "(cut_after=5, reset_after=3, stall_after=2, keep_alives=3, malformed_at=4, error_at=4, "
         "duplicate_done, empty_body, blank_body, split_writes)",
+    )
+    what.add_argument(
+        "--era",
+        default=os.environ.get("DEEPSEEK_MOCK_ERA"),
+        metavar="DATE|NAME",
+        help="behave as the providers did on this date (YYYY-MM-DD, UTC) or in this era: "
+        "v3.2 (late 2025: deepseek-chat, deepseek-reasoner), v4 (2026-04-24: V4, legacy names "
+        "as aliases), v4-legacy-retired (2026-07-24), v4.1 (2026-09-10: deepseek-flash); "
+        "per request: header X-Mock-Era (env DEEPSEEK_MOCK_ERA; default: the newest era)",
+    )
+    what.add_argument(
+        "--catalog",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a model catalogue that replaces its dialect's packaged one (repeatable; "
+        "format: schemas/catalog.schema.json, start from fixtures/catalog/<dialect>.json)",
     )
     what.add_argument("--seed", type=int, default=0, help="seed for generated text and jitter")
     what.add_argument(
@@ -265,6 +285,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_keys=tuple(args.api_key),
         max_body_bytes=args.max_body_bytes,
         fixtures=tuple(args.fixtures),
+        era=args.era,
+        catalogs=tuple(args.catalog),
         delivery=delivery,
         journal_size=args.journal_size,
         admin_token=args.admin_token,
@@ -317,6 +339,10 @@ def serve(args: argparse.Namespace) -> int:
         log.info(
             "%-14s base_url http://%s:%d%s%s", dialect.title, host, port, prefix, dialect.sdk_path
         )
+    era = mock.catalogs["deepseek"].at(mock.moment)
+    log.info(
+        "era: %s as of %s (--era to change): %s", era.name, f"{mock.moment:%Y-%m-%d}", era.title
+    )
     if mock.scenario.rules:
         log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)

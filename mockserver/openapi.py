@@ -15,16 +15,20 @@ import importlib.metadata
 import posixpath
 from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mockserver.catalog import Era
 from mockserver.dialects import Dialect
 from mockserver.journal import ADMIN_PREFIX
 from mockserver.schemas import load, names
+
+if TYPE_CHECKING:
+    from mockserver.app import Mock
 
 Json = dict[str, Any]
 COMPONENTS = "#/components/schemas/"
@@ -121,8 +125,8 @@ PASSED_THROUGH = (
 )  # fmt: skip
 
 
-def _request_schema(dialect: Dialect) -> Json:
-    """chat-request.schema.json, narrowed to what this dialect accepts."""
+def _request_schema(dialect: Dialect, era: Era) -> Json:
+    """chat-request.schema.json, narrowed to what this dialect accepts in `era`."""
     schema: Json = copy.deepcopy(_components()["chat-request"])
     for name in PASSED_THROUGH:
         described = schema["properties"][name].get("description", "")
@@ -130,7 +134,7 @@ def _request_schema(dialect: Dialect) -> Json:
             "description": f"{described} Passed through: the mock does not check it.".strip()
         }
     limits = dialect.limits
-    schema["properties"]["model"] = {"type": "string", "enum": sorted(limits.models)}
+    schema["properties"]["model"] = {"type": "string", "enum": sorted(era.models)}
     schema["properties"]["n"] = {"type": ["integer", "null"], "minimum": 1, "maximum": limits.max_n}
     stop = schema["properties"]["stop"]
     stop["anyOf"] = [
@@ -253,8 +257,9 @@ def _get(dialect: Dialect, what: str, *, needs_key: bool) -> Json:
     return operation
 
 
-def dialect_document(prefix: str, dialect: Dialect) -> Json:
-    """The OpenAPI document of one dialect as mounted at `prefix` on this server."""
+def dialect_document(prefix: str, dialect: Dialect, era: Era) -> Json:
+    """The OpenAPI document of one dialect as mounted at `prefix` on this server, for the era
+    the server behaves as of (its models; `X-Mock-Era` can pick another per request)."""
     paths: Json = {}
     for path in dialect.chat_paths:
         paths[prefix + path] = {"post": _chat(dialect) | {"operationId": _op_id(dialect, path)}}
@@ -265,7 +270,7 @@ def dialect_document(prefix: str, dialect: Dialect) -> Json:
         for path in group:
             get = _get(dialect, what, needs_key=needs_key) | {"operationId": _op_id(dialect, path)}
             paths[prefix + path] = {"get": get}
-    components = _components() | {f"{dialect.name}.request": _request_schema(dialect)}
+    components = _components() | {f"{dialect.name}.request": _request_schema(dialect, era)}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -352,7 +357,7 @@ def _admin_op(name: str, responses: Json, body: Json | None = None) -> Json:
     return operation
 
 
-def routes(mounts: Iterable[tuple[str, Dialect]]) -> list[Route]:
+def routes(mock: Mock) -> list[Route]:
     """`GET <dialect root>/openapi.json` for each mount, and `GET /__mock/openapi.json`."""
 
     def serve(document: Json) -> Callable[[Request], Awaitable[Response]]:
@@ -363,9 +368,10 @@ def routes(mounts: Iterable[tuple[str, Dialect]]) -> list[Route]:
 
         return openapi
 
-    out = [
-        Route(prefix + dialect.home + "/openapi.json", serve(dialect_document(prefix, dialect)))
-        for prefix, dialect in mounts
-    ]
+    out = []
+    for prefix, dialect in mock.mounts:
+        era = mock.catalogs[dialect.name].at(mock.moment)
+        document = dialect_document(prefix, dialect, era)
+        out.append(Route(prefix + dialect.home + "/openapi.json", serve(document)))
     out.append(Route(ADMIN_PREFIX + "openapi.json", serve(admin_document())))
     return out

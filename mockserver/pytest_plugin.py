@@ -38,6 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the dialect the session's mock speaks (default: all, every dialect on one server)",
     )
     group.addoption(
+        "--deepseek-mock-era",
+        default=None,
+        help="the date (YYYY-MM-DD) or era name (v3.2, v4, v4.1, …) the session's mock behaves "
+        "as of (default: the newest era)",
+    )
+    group.addoption(
         "--deepseek-mock-seed",
         type=int,
         default=0,
@@ -49,7 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**settings): give this test a mock server of its own, started with these "
-        "mockserver.Settings fields (e.g. dialect='acedata', seed=7, api_keys=('sk-a',)); "
+        "mockserver.Settings fields (e.g. dialect='acedata', seed=7, era='v3.2', "
+        "api_keys=('sk-a',)); "
         "strict=True also fails the test when a rule with `times` was not used up.",
     )
 
@@ -59,6 +66,7 @@ def _options(config: pytest.Config) -> dict[str, Any]:
     return {
         "dialect": None if dialect == ALL_DIALECTS else dialect,
         "seed": config.getoption("--deepseek-mock-seed"),
+        "era": config.getoption("--deepseek-mock-era"),
     }
 
 

@@ -1,8 +1,11 @@
-"""Account state the live APIs enforce: a concurrency cap, a request rate, and a balance that
-runs out. Each answers with the dialect's own error when exceeded."""
+"""Account state: a concurrency cap (what DeepSeek enforces, answered with the era's text and
+no Retry-After), a balance that runs out, and a request-rate window, which is this mock's own
+extension (DeepSeek has none) for testing clients against gateways that do. Each answers with
+the dialect's own error when exceeded."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -34,14 +37,18 @@ class RateLimiter:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def acquire(self) -> None:
-        """Take a slot or raise the 429; every successful acquire needs one release()."""
+    def acquire(self, message: str | None = None) -> None:
+        """Take a slot or raise the 429; every successful acquire needs one release().
+        `message` is the era's concurrency text, with {current} and {limit}."""
         with self._lock:
             if self.concurrent is not None and self._in_flight >= self.concurrent:
+                template = message or (
+                    "Your current concurrency is {current}, which exceeds your "
+                    "concurrency limit of {limit}."
+                )
                 raise ApiError(
                     "rate_limit",
-                    f"Your current concurrency is {self._in_flight + 1}, which exceeds your "
-                    f"concurrency limit of {self.concurrent}.",
+                    template.format(current=self._in_flight + 1, limit=self.concurrent),
                 )
             if self.per_window is not None:
                 now = self._clock()
@@ -49,9 +56,10 @@ class RateLimiter:
                     self._started.popleft()
                 if len(self._started) >= self.per_window:
                     wait = self._started[0] + self.window - now
+                    # Whole seconds, rounded up: urllib3's Retry refuses "2.997", and a
+                    # client that waits the hint must find the window open.
                     raise ApiError(
-                        "rate_limit",
-                        headers={"retry-after": f"{max(wait, 0.001):.3f}".rstrip("0").rstrip(".")},
+                        "rate_limit", headers={"retry-after": str(max(math.ceil(wait), 1))}
                     )
                 self._started.append(now)
             self._in_flight += 1

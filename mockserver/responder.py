@@ -47,12 +47,14 @@ class Completion:
     model: str
     choices: tuple[Choice, ...]
     usage: Usage
+    fingerprint: str | None = None  # system_fingerprint, for the dialects that send one
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def tool_call_id() -> str:
-    """`call_00_` + 24 letters and digits, the 2026 DeepSeek form."""
-    return "call_00_" + "".join(secrets.choice(ALNUM) for _ in range(24))
+def tool_call_id(index: int = 0) -> str:
+    """`call_00_`, `call_01_`, … (the call's place in the message) + 24 letters and digits,
+    the 2026 DeepSeek form."""
+    return f"call_{index:02d}_" + "".join(secrets.choice(ALNUM) for _ in range(24))
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
@@ -88,6 +90,14 @@ def _logprobs(text: str, rng: random.Random, top: int) -> list[dict[str, Any]]:
     return items
 
 
+def cache_domain(chat: ChatRequest) -> str:
+    """DeepSeek's KV cache is kept per model, and `user_id` isolates one user's cache from
+    another's (rate-limit and isolation guide): a prefix only hits within the same domain."""
+    user = chat.raw.get("user_id")
+    model = chat.spec.answers_as or chat.spec.id
+    return f"{model}\x00{user if isinstance(user, str) else ''}"
+
+
 class Responder:
     """Builds completions with an injected seed, clock, id factory and prompt cache."""
 
@@ -115,11 +125,16 @@ class Responder:
         usage = Usage(
             prompt_tokens=len(chat.prompt_ids),
             completion_tokens=completion_tokens,
-            cache_hit_tokens=self.cache.hit(chat.prompt_ids),
+            cache_hit_tokens=self.cache.hit(chat.prompt_ids, domain=cache_domain(chat)),
             reasoning_tokens=reasoning_tokens if chat.thinking else None,
         ).overridden(reply.usage)
         return Completion(
-            id=completion_id, created=int(self.clock()), model=model, choices=choices, usage=usage
+            id=completion_id,
+            created=int(self.clock()),
+            model=model,
+            choices=choices,
+            usage=usage,
+            fingerprint=chat.era.fingerprint if chat.era is not None else None,
         )
 
     def _choice(self, chat: ChatRequest, reply: Reply, index: int) -> Choice:
@@ -148,6 +163,8 @@ class Responder:
             content = reply.content or ""
         elif reply.content is not None:
             content = reply.content
+        elif chat.prefix is not None:
+            content = textgen.continuation(rng, chat.prefix, chat.last_user_text)
         elif chat.json_mode:
             content = textgen.json_text(rng, chat.last_user_text)
         else:
@@ -183,7 +200,10 @@ class Responder:
         self, chat: ChatRequest, reply: Reply, rng: random.Random
     ) -> tuple[CallOut, ...]:
         if reply.tool_calls is not None:
-            return tuple(CallOut(tool_call_id(), c.name, c.arguments) for c in reply.tool_calls)
+            return tuple(
+                CallOut(tool_call_id(k), c.name, c.arguments)
+                for k, c in enumerate(reply.tool_calls)
+            )
         if reply.content is not None or not chat.tools or chat.tool_choice == "none":
             return ()
         answered = chat.messages[-1].get("role") == "tool"

@@ -29,3 +29,5 @@ class Settings:
     journal_size: int = 1000
     admin_token: str | None = None  # when set, /__mock/ asks for `Authorization: Bearer <token>`
     self_check: bool = False  # validate every response against schemas/ before it is sent
+    era: str | None = None  # a date or an era's name (see --era); None: the newest era
+    catalogs: tuple[Path, ...] = ()  # catalogue files that replace a dialect's packaged one

@@ -75,6 +75,26 @@ def reply_text(rng: random.Random, topic: str = "") -> str:
     return " ".join(part for part in (lead, body, rng.choice(CLOSERS)) if part)
 
 
+CODE_LINES = (
+    "def answer() -> int:",
+    "    # written by deepseek-mock",
+    "    return 42",
+    "",
+    "print(answer())",
+)
+
+
+def continuation(rng: random.Random, prefix: str, topic: str = "") -> str:
+    """The rest of a reply whose start the request gave (Chat Prefix Completion): the prefix
+    itself is not repeated. An open code fence gets code and its closing fence, which is what
+    the documented example's `stop=["```"]` then cuts at."""
+    if prefix.count("```") % 2 == 1:
+        start = 0 if prefix.endswith("\n") else 1
+        return "\n" * start + "\n".join(CODE_LINES) + "\n```"
+    text = reply_text(rng, topic)
+    return text if not prefix or prefix[-1].isspace() else " " + text
+
+
 def reasoning_text(rng: random.Random) -> str:
     count = rng.randint(2, len(THOUGHTS))
     return " ".join(THOUGHTS[:count])

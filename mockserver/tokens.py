@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,26 @@ def _text(content: Any) -> str:
     return ""
 
 
-SPECIALS = frozenset({BOS, EOS, USER, ASSISTANT, TOOL_OUTPUT_BEGIN, TOOL_OUTPUT_END})
+THINK = "<think>"
+END_THINK = "</think>"
+LATEST_REMINDER = "<｜latest_reminder｜>"
+FIM_BEGIN, FIM_HOLE, FIM_END = "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"
+SPECIALS = frozenset(
+    {
+        BOS,
+        EOS,
+        USER,
+        ASSISTANT,
+        TOOL_OUTPUT_BEGIN,
+        TOOL_OUTPUT_END,
+        THINK,
+        END_THINK,
+        LATEST_REMINDER,
+        FIM_BEGIN,
+        FIM_HOLE,
+        FIM_END,
+    }
+)
 
 
 def _call_text(message: Mapping[str, Any]) -> str:
@@ -123,43 +142,89 @@ def _call_text(message: Mapping[str, Any]) -> str:
     return text
 
 
-def prompt_segments(messages: Iterable[Mapping[str, Any]], tools_text: str = "") -> list[str]:
+def prompt_segments(
+    messages: Sequence[Mapping[str, Any]],
+    tools_text: str = "",
+    *,
+    template: str = "v3",
+    thinking: bool = False,
+) -> list[str]:
     """DeepSeek's chat template as a list: BOS, system text, `<｜User｜>` turns, `<｜Assistant｜>`
     turns closed by EOS, and a final `<｜Assistant｜>` that the reply continues from. Special
-    tokens are entries of their own."""
+    tokens are entries of their own.
+
+    The "v3.2" template (V3.2 and V4) opens every assistant turn with a think marker, as
+    DeepSeek's V3.2 encoding does: `</think>` for a turn whose reasoning is dropped (every
+    turn in non-thinking mode, and turns before the last user message in thinking mode),
+    `<think>` + reasoning + `</think>` for a turn of the current tool loop in thinking mode,
+    and `<think>` (thinking) or `</think>` after the final `<｜Assistant｜>`."""
+    marked = template == "v3.2"
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     out = [BOS]
     if tools_text:
         out.append(tools_text)
-    for message in messages:
+    for index, message in enumerate(messages):
         role = message.get("role")
         text = _text(message.get("content"))
         if role in ("system", "developer"):
             out.append(text)
+        elif role == "latest_reminder":
+            out += [LATEST_REMINDER, text]
         elif role == "user":
             out += [USER, text]
         elif role == "assistant":
+            out.append(ASSISTANT)
+            reasoning = message.get("reasoning_content")
+            keeps_reasoning = thinking and index > last_user
             if message.get("prefix"):
                 # A prefix is the start of the reply itself: no end-of-sentence after it.
-                out += [ASSISTANT, text]
+                if marked and thinking:
+                    out += [THINK, _text(reasoning)]
+                    if text:
+                        out += [END_THINK, text]
+                else:
+                    out += [END_THINK, text] if marked else [text]
                 return out
-            out += [ASSISTANT, text + _call_text(message), EOS]
+            if marked and keeps_reasoning:
+                out += [THINK, _text(reasoning), END_THINK]
+            elif marked:
+                out.append(END_THINK)
+            out += [text + _call_text(message), EOS]
         elif role == "tool":
             out += [TOOL_OUTPUT_BEGIN, text, TOOL_OUTPUT_END]
     out.append(ASSISTANT)
+    if marked:
+        out.append(THINK if thinking else END_THINK)
     return out
 
 
-def render_prompt(messages: Iterable[Mapping[str, Any]], tools_text: str = "") -> str:
-    return "".join(prompt_segments(messages, tools_text))
+def render_prompt(
+    messages: Sequence[Mapping[str, Any]],
+    tools_text: str = "",
+    *,
+    template: str = "v3",
+    thinking: bool = False,
+) -> str:
+    return "".join(prompt_segments(messages, tools_text, template=template, thinking=thinking))
 
 
-def prompt_ids(messages: Iterable[Mapping[str, Any]], tools_text: str = "") -> tuple[int, ...]:
+def prompt_ids(
+    messages: Sequence[Mapping[str, Any]],
+    tools_text: str = "",
+    *,
+    template: str = "v3",
+    thinking: bool = False,
+) -> tuple[int, ...]:
     """The ids of the rendered prompt, encoded piece by piece: the tokenizer splits on special
     tokens before anything else, so each stretch between them encodes on its own, and a
     conversation that grows by one turn only encodes the new turn (the rest is cached)."""
+    return ids_of(prompt_segments(messages, tools_text, template=template, thinking=thinking))
+
+
+def ids_of(segments: Iterable[str]) -> tuple[int, ...]:
     ids: list[int] = []
     pending = ""
-    for segment in prompt_segments(messages, tools_text):
+    for segment in segments:
         if segment in SPECIALS:
             ids += encode(pending)
             ids.append(_special_id(segment))

@@ -54,11 +54,12 @@ class PromptCache:
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def hit(self, ids: Sequence[int]) -> int:
-        """How many leading tokens of `ids` were cached; then remember this prompt's prefixes."""
+    def hit(self, ids: Sequence[int], domain: str = "") -> int:
+        """How many leading tokens of `ids` were cached in `domain` (a model and user); then
+        remember this prompt's prefixes there."""
         ids = tuple(ids)
         keys = []
-        key = 0
+        key = hash(domain)
         for end in range(UNIT, len(ids) + 1, UNIT):
             # Chained: each key stands for the whole prefix up to `end`, not just its unit.
             key = hash((key, ids[end - UNIT : end]))

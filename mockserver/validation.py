@@ -1,29 +1,27 @@
-"""Request bytes → a validated `ChatRequest`, or an `ApiError` with DeepSeek's own wording.
+"""Request bytes → a validated `ChatRequest`, or an `ApiError` with the provider's wording.
 
-The checks follow `schemas/chat-request.schema.json` (tests hold the two together); the
-messages follow what the live API says, e.g. "Model Not Exist" and "Invalid max_tokens value,
-the valid range of max_tokens is [1, 8192]". Deserialisation failures read like the serde
-errors DeepSeek's server returns.
+The checks follow `schemas/chat-request.schema.json` (tests hold the two together). What an
+era adds or words differently (the models it serves, its roles, ranges and texts) comes from
+the era (`mockserver.catalog`); the conversation rules of an era are in `mockserver.rules`.
+Deserialisation failures read like the serde errors DeepSeek's server returns.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from mockserver import tokens
-from mockserver.catalog import ModelSpec
-from mockserver.errors import ApiError
+from mockserver.catalog import Era, ModelSpec
+from mockserver.errors import ApiError, Kind
 from mockserver.nesting import MAX_BODY_DEPTH, deeper_than, may_be_deeper_than
 
 Json = dict[str, Any]
 
-ROLES = ("system", "user", "assistant", "tool", "developer")
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 PREFIX = "Failed to deserialize the JSON body into the target type: "
 
@@ -32,7 +30,6 @@ PREFIX = "Failed to deserialize the JSON body into the target type: "
 class Limits:
     """What differs between dialects in what they accept."""
 
-    models: Mapping[str, ModelSpec]
     max_stop: int = 16
     max_n: int = 1  # DeepSeek documents no `n`; AceData allows up to 128
     max_tools: int = 128
@@ -56,8 +53,12 @@ class ChatRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     thinking: bool = False
+    effort: str | None = None  # reasoning_effort as sent (None: the model's default)
     prompt_ids: tuple[int, ...] = ()
     raw: Json = field(default_factory=dict)
+    era: Era | None = None
+    beta: bool = False  # sent to the /beta base URL
+    fim: bool = False  # a FIM completion (`prompt` and `suffix`), not a chat
 
     @property
     def last_user_text(self) -> str:
@@ -119,33 +120,35 @@ def _bad(path: str, value: Any, expected: str) -> ApiError:
     )
 
 
-def _number(body: Json, key: str, low: float, high: float) -> None:
+def _range_error(key: str, text: str) -> ApiError:
+    return ApiError("invalid_request", text, param=key)
+
+
+def _range_text(key: str, low: float, high: float) -> str:
+    low_s, high_s = (f"{v:g}" for v in (low, high))
+    return f"Invalid {key} value, the valid range of {key} is [{low_s}, {high_s}]"
+
+
+def _number(
+    body: Json, key: str, low: float, high: float, *, exclusive_low: bool = False, text: str = ""
+) -> None:
     value = body.get(key)
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _bad(key, value, "f32")
-    if not low <= value <= high:
-        low_s, high_s = (f"{v:g}" for v in (low, high))
-        raise ApiError(
-            "invalid_request",
-            f"Invalid {key} value, the valid range of {key} is [{low_s}, {high_s}]",
-            param=key,
-        )
+    if not low <= value <= high or (exclusive_low and value == low):
+        raise _range_error(key, text or _range_text(key, low, high))
 
 
-def _integer(body: Json, key: str, low: int, high: int) -> int | None:
+def _integer(body: Json, key: str, low: int, high: int, *, text: str = "") -> int | None:
     value = body.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(key, value, "u32")
     if not low <= value <= high:
-        raise ApiError(
-            "invalid_request",
-            f"Invalid {key} value, the valid range of {key} is [{low}, {high}]",
-            param=key,
-        )
+        raise _range_error(key, text or _range_text(key, low, high))
     return value
 
 
@@ -156,6 +159,15 @@ def _boolean(body: Json, key: str) -> bool:
     if not isinstance(value, bool):
         raise _bad(key, value, "a boolean")
     return value
+
+
+def refusal(era: Era | None, rule: str, **values: object) -> ApiError | None:
+    """The era's error for `rule`, or None when the era does not apply that rule."""
+    check = era.check(rule) if era is not None else None
+    if check is None:
+        return None
+    kind: Kind = "invalid_parameters" if check.status == 422 else "invalid_request"
+    return ApiError(kind, check.text(**values), status=check.status)
 
 
 def _content(path: str, message: Json, *, nullable: bool) -> None:
@@ -178,7 +190,7 @@ def _content(path: str, message: Json, *, nullable: bool) -> None:
     raise _bad(f"{path}.content", content, "a string")
 
 
-def _messages(value: Any) -> list[Json]:
+def _messages(value: Any, roles: tuple[str, ...]) -> list[Json]:
     if not isinstance(value, list):
         raise _bad("messages", value, "a sequence")
     if not value:
@@ -190,12 +202,12 @@ def _messages(value: Any) -> list[Json]:
         role = message.get("role")
         if "role" not in message:
             raise ApiError("invalid_request", f"{PREFIX}{path}: missing field `role`")
-        if role not in ROLES:
+        if role not in roles:
             shown = role if isinstance(role, str) else _type_name(role)
-            expected = ", ".join(f"`{r}`" for r in ROLES)
+            expected = ", ".join(f"`{r}`" for r in roles)
             raise ApiError(
                 "invalid_request",
-                f"{PREFIX}{path}: unknown variant `{shown}`, expected one of {expected}",
+                f"{PREFIX}{path}.role: unknown variant `{shown}`, expected one of {expected}",
             )
         _content(path, message, nullable=role == "assistant")
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
@@ -206,6 +218,13 @@ def _messages(value: Any) -> list[Json]:
             and not isinstance(message["name"], str)
         ):
             raise _bad(f"{path}.name", message["name"], "a string")
+        calls = message.get("tool_calls")
+        if calls is not None and (
+            role != "assistant"
+            or not isinstance(calls, list)
+            or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in calls)
+        ):
+            raise _bad(f"{path}.tool_calls", calls, "a sequence of tool calls with ids")
         if "prefix" in message and message["prefix"] is not None:
             if not isinstance(message["prefix"], bool):
                 raise _bad(f"{path}.prefix", message["prefix"], "a boolean")
@@ -248,21 +267,28 @@ def _tools(value: Any, limit: int) -> list[Json]:
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             raise _bad(f"tools[{i}].function.parameters", parameters, "a JSON Schema object")
+        strict = function.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise _bad(f"tools[{i}].function.strict", strict, "a boolean")
     return value
+
+
+TOOL_CHOICE_MODES = ("none", "auto", "required")
 
 
 def _tool_choice(value: Any, tools: list[Json]) -> str | Json | None:
     if value is None:
         return None
     if isinstance(value, str):
-        if value not in ("none", "auto", "required"):
+        if value not in TOOL_CHOICE_MODES:
             raise ApiError(
                 "invalid_request",
                 f"{PREFIX}tool_choice: unknown variant `{value}`, "
                 "expected one of `none`, `auto`, `required`",
             )
         return value
-    name = value.get("function", {}).get("name") if isinstance(value, dict) else None
+    function = value.get("function") if isinstance(value, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(value, dict) or value.get("type") != "function" or not isinstance(name, str):
         raise _bad("tool_choice", value, "`none`, `auto`, `required` or a named function")
     if name not in {t["function"]["name"] for t in tools}:
@@ -274,7 +300,7 @@ def _tool_choice(value: Any, tools: list[Json]) -> str | Json | None:
     return value
 
 
-def _stop(value: Any, limit: int) -> tuple[str, ...]:
+def _stop(value: Any, limit: int, era: Era | None) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -282,7 +308,7 @@ def _stop(value: Any, limit: int) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise _bad("stop", value, "a string or a sequence of strings")
     if len(value) > limit:
-        raise ApiError(
+        raise refusal(era, "stop_count", limit=limit, count=len(value)) or ApiError(
             "invalid_request",
             f"Invalid stop value, at most {limit} stop sequences are allowed",
             param="stop",
@@ -304,7 +330,61 @@ def _thinking(body: Json, spec: ModelSpec) -> bool:
     return bool(value["type"] == "enabled")
 
 
-def parse_chat(body: Any, limits: Limits) -> ChatRequest:
+# What DeepSeek's deserializer accepts for reasoning_effort; its docs map minimal → low,
+# medium → high and xhigh → max, and `none` turns thinking off.
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def _effort(body: Json, era: Era | None) -> str | None:
+    value = body.get("reasoning_effort")
+    if value is None or refusal(era, "reasoning_effort_variant") is None:
+        return None  # an era before reasoning_effort ignores the field
+    if not isinstance(value, str):
+        raise refusal(era, "reasoning_effort_type", value=value) or _bad(
+            "reasoning_effort", value, "a string"
+        )
+    if value not in EFFORTS:
+        raise refusal(era, "reasoning_effort_variant", value=value) or _bad(
+            "reasoning_effort", value, "a known effort"
+        )
+    return value
+
+
+def _top_logprobs(body: Json, era: Era | None, logprobs: bool) -> int:
+    value = body.get("top_logprobs")
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise refusal(era, "top_logprobs_negative", value=value) or _range_error(
+            "top_logprobs", _range_text("top_logprobs", 0, 20)
+        )
+    range_check = era.check("top_logprobs_range") if era is not None else None
+    top = _integer(body, "top_logprobs", 0, 20, text=range_check.text() if range_check else "")
+    if not logprobs and (needs := refusal(era, "top_logprobs_needs_logprobs")):
+        raise needs
+    return top or 0
+
+
+def _json_mode(body: Json, era: Era | None, messages: list[Json]) -> bool:
+    response_format = body.get("response_format")
+    if response_format is None:
+        return False
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise _bad("response_format", response_format, "`text` or `json_object`")
+    if kind == "json_schema" and (unavailable := refusal(era, "json_schema_unavailable")):
+        raise unavailable
+    needs_word = refusal(era, "json_object_needs_word") if kind == "json_object" else None
+    if needs_word and not any("json" in tokens._text(m.get("content")).lower() for m in messages):
+        raise needs_word
+    return kind in ("json_object", "json_schema")
+
+
+def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> ChatRequest:
+    """`era` gives the models and the rules in force; `beta` says the request came to the
+    /beta base URL, which some features need."""
+    from mockserver import rules  # the conversation rules build on what is checked here
+
     if not isinstance(body, dict):
         raise ApiError(
             "invalid_request",
@@ -316,53 +396,82 @@ def parse_chat(body: Any, limits: Limits) -> ChatRequest:
     model = body["model"]
     if not isinstance(model, str):
         raise _bad("model", model, "a string")
-    messages = _messages(body["messages"])
-    spec = limits.models.get(model)
+    messages = _messages(body["messages"], era.roles)
+    spec = era.models.get(model)
     if spec is None:
-        raise ApiError("invalid_request", "Model Not Exist", param="model")
+        raise refusal(era, "unknown_model", model=model) or ApiError(
+            "invalid_request", "Model Not Exist", param="model"
+        )
 
     _number(body, "temperature", 0, 2)
-    _number(body, "top_p", 0, 1)
+    top_p = era.check("top_p_range")
+    _number(
+        body,
+        "top_p",
+        0,
+        1,
+        exclusive_low=era.top_p_exclusive_low,
+        text=top_p.text() if top_p else "",
+    )
     _number(body, "frequency_penalty", -2, 2)
     _number(body, "presence_penalty", -2, 2)
     max_tokens = _integer(body, "max_tokens", 1, spec.max_output)
-    completion_cap = _integer(body, "max_completion_tokens", 1, spec.max_output)
-    top_logprobs = _integer(body, "top_logprobs", 0, 20) or 0
+    if era.max_completion_tokens == "ignore":
+        _integer(body, "max_completion_tokens", 0, 2**32 - 1)  # read, then ignored as live does
+        completion_cap = None
+    else:
+        completion_cap = _integer(body, "max_completion_tokens", 1, spec.max_output)
     n = _integer(body, "n", 1, max(limits.max_n, 1)) or 1
     stream = _boolean(body, "stream")
     logprobs = _boolean(body, "logprobs")
+    top_logprobs = _top_logprobs(body, era, logprobs)
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _bad("stream_options", options, "struct StreamOptions")
     include_usage = bool(options and options.get("include_usage") is True)
 
-    response_format = body.get("response_format")
-    json_mode = False
-    if response_format is not None:
-        kind = response_format.get("type") if isinstance(response_format, dict) else None
-        if kind not in ("text", "json_object", "json_schema"):
-            raise _bad("response_format", response_format, "`text` or `json_object`")
-        json_mode = kind in ("json_object", "json_schema")
+    json_mode = _json_mode(body, era, messages)
     tools = _tools(body.get("tools"), limits.max_tools)
     tool_choice = _tool_choice(body.get("tool_choice"), tools)
     if tool_choice is not None and tool_choice != "none" and not tools:
         raise ApiError(
             "invalid_request", "tool_choice is set but no tools are given", param="tool_choice"
         )
-    stop = _stop(body.get("stop"), limits.max_stop)
-    thinking = _thinking(body, spec)
-    if thinking and (logprobs or body.get("top_logprobs") is not None):
-        raise ApiError(
-            "invalid_request",
-            f"{model} does not support the parameters `logprobs` and `top_logprobs` "
-            "in thinking mode",
-            param="logprobs",
-        )
+    stop = _stop(body.get("stop"), limits.max_stop, era)
+    effort = _effort(body, era)
+    thinking = _thinking(body, spec) and effort != "none"
+    asks_logprobs = logprobs or body.get("top_logprobs") is not None
+    if (
+        thinking
+        and asks_logprobs
+        and (refused := refusal(era, "logprobs_in_thinking", model=model))
+    ):
+        raise refused
+    chat = ChatRequest(
+        model=model,
+        spec=spec,
+        messages=messages,
+        stream=stream,
+        include_usage=include_usage,
+        max_tokens=max_tokens if max_tokens is not None else completion_cap,
+        stop=stop,
+        n=n,
+        json_mode=json_mode,
+        tools=tools,
+        tool_choice=tool_choice,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
+        thinking=thinking,
+        effort=effort,
+        raw=body,
+        era=era,
+        beta=beta,
+    )
+    rules.check(chat)
 
     tools_text = orjson.dumps(tools).decode() if tools else ""
-    prompt_ids = tokens.prompt_ids(messages, tools_text)
-    limit = max_tokens if max_tokens is not None else completion_cap
-    requested = len(prompt_ids) + (limit if limit is not None else spec.default_output)
+    prompt_ids = tokens.prompt_ids(messages, tools_text, template=spec.template, thinking=thinking)
+    requested = len(prompt_ids) + chat.output_limit
     if requested > spec.context:
         raise ApiError(
             "invalid_request",
@@ -372,21 +481,4 @@ def parse_chat(body: Any, limits: Limits) -> ChatRequest:
             "Please reduce the length of the messages or completion.",
             param="messages",
         )
-    return ChatRequest(
-        model=model,
-        spec=spec,
-        messages=messages,
-        stream=stream,
-        include_usage=include_usage,
-        max_tokens=limit,
-        stop=stop,
-        n=n,
-        json_mode=json_mode,
-        tools=tools,
-        tool_choice=tool_choice,
-        logprobs=logprobs,
-        top_logprobs=top_logprobs,
-        thinking=thinking,
-        prompt_ids=prompt_ids,
-        raw=body,
-    )
+    return replace(chat, prompt_ids=prompt_ids)

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mockserver.schemas import assert_valid
 from mockserver.server import MockServer
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 
 Json = dict[str, Any]
 AUTH = {"Authorization": "Bearer sk-test", "Content-Type": "application/json"}
@@ -152,7 +153,7 @@ def test_malformed_authorization_header(mock: MockServer) -> None:
 
 
 def test_oversized_body_is_413() -> None:
-    with MockServer(Settings(port=0, max_body_bytes=1000)) as small:
+    with MockServer(Settings(port=0, era=LATE_2025, max_body_bytes=1000)) as small:
         big = (
             b'{"model": "deepseek-chat", "messages": [{"role": "user", "content": "'
             + b"x" * 5000
@@ -170,7 +171,7 @@ def test_unknown_path_and_method_answer_in_the_envelope(mock: MockServer) -> Non
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_wrong_key_with_a_key_list(dialect: str) -> None:
-    with MockServer(Settings(port=0, api_keys=("sk-right-key-0001",))) as strict:
+    with MockServer(Settings(port=0, era=LATE_2025, api_keys=("sk-right-key-0001",))) as strict:
         wrong = openai.OpenAI(
             base_url=strict.url_for(dialect), api_key="sk-wrong-key-9999", max_retries=0
         )

@@ -17,6 +17,7 @@ from mockserver.scenario import ErrorReply, Match, Reply, Rule
 from mockserver.schemas import assert_valid
 from mockserver.server import MockServer
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 from tests.sse import parse
 
 Json = dict[str, Any]
@@ -385,7 +386,7 @@ def test_sequence_of_rules_by_times(mock: MockServer) -> None:
 
 def test_seeded_probability_is_reproducible() -> None:
     def run() -> list[int]:
-        with MockServer(Settings(port=0, seed=42)) as server:
+        with MockServer(Settings(port=0, era=LATE_2025, seed=42)) as server:
             server.add(Rule(name="flaky", reply=ErrorReply(status=500), probability=0.5))
             body = {"model": "deepseek-chat", "messages": MESSAGES}
             return [
@@ -399,7 +400,7 @@ def test_seeded_probability_is_reproducible() -> None:
 
 
 def test_concurrency_limit_is_exact() -> None:
-    with MockServer(Settings(port=0, max_concurrent=5)) as server:
+    with MockServer(Settings(port=0, era=LATE_2025, max_concurrent=5)) as server:
         held = Delivery(gap=0.5)
         server.add(Rule(name="slow", match=Match(stream=True), delivery=held))
 
@@ -435,7 +436,7 @@ def test_concurrency_limit_is_exact() -> None:
 
 
 def test_rate_window_is_exact_and_says_when_to_retry() -> None:
-    with MockServer(Settings(port=0, rate_limit=3, rate_window=60)) as server:
+    with MockServer(Settings(port=0, era=LATE_2025, rate_limit=3, rate_window=60)) as server:
 
         async def main() -> list[httpx.Response]:
             async with httpx.AsyncClient(timeout=30) as client:
@@ -459,7 +460,7 @@ def test_rate_window_is_exact_and_says_when_to_retry() -> None:
     [("deepseek", 402, None), ("aimlapi", 403, None), ("acedata", 403, "used_up")],
 )
 def test_balance_runs_out(dialect: str, status: int, code: str | None) -> None:
-    with MockServer(Settings(port=0, balance_tokens=60)) as server:
+    with MockServer(Settings(port=0, era=LATE_2025, balance_tokens=60)) as server:
         url = server.url_for(dialect) + "/chat/completions"
         body = {"model": MODELS[dialect], "messages": MESSAGES}
         codes = [httpx.post(url, json=body, headers=AUTH).status_code for _ in range(6)]

@@ -11,6 +11,7 @@ import pytest
 from mockserver.journal import Entry, Journal
 from mockserver.server import MockServer
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 
 AUTH = {"Authorization": "Bearer sk-test"}
 BODY = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -125,7 +126,7 @@ def test_admin_reset_restores_the_start_up_rules(mock: MockServer) -> None:
 
 
 def test_admin_token() -> None:
-    with MockServer(Settings(port=0, admin_token="admin-secret")) as server:
+    with MockServer(Settings(port=0, era=LATE_2025, admin_token="admin-secret")) as server:
         assert httpx.get(server.url + "/__mock/health").status_code == 401
         wrong = httpx.get(server.url + "/__mock/health", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401

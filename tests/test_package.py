@@ -143,7 +143,7 @@ def test_serve_answers_all_dialects_on_one_port() -> None:
     try:
         base = _base_url(process)
         auth = {"Authorization": "Bearer sk-test"}
-        body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+        body = {"model": "deepseek-flash", "messages": [{"role": "user", "content": "hi"}]}
         assert httpx.post(base + "/chat/completions", json=body, headers=auth).status_code == 503
         assert httpx.post(base + "/chat/completions", json=body, headers=auth).status_code == 200
         ace = body | {"model": "deepseek-v3"}
@@ -151,8 +151,9 @@ def test_serve_answers_all_dialects_on_one_port() -> None:
             httpx.post(base + "/deepseek/chat/completions", json=ace, headers=auth).status_code
             == 200
         )
+        aiml = body | {"model": "deepseek-chat"}
         assert (
-            httpx.post(base + "/aimlapi/v1/chat/completions", json=body, headers=auth).status_code
+            httpx.post(base + "/aimlapi/v1/chat/completions", json=aiml, headers=auth).status_code
             == 200
         )
     finally:

@@ -25,14 +25,14 @@ import openai
 
 def ask(client: openai.OpenAI, question: str) -> str:
     reply = client.chat.completions.create(
-        model="deepseek-chat", messages=[{"role": "user", "content": question}]
+        model="deepseek-flash", messages=[{"role": "user", "content": question}]
     )
     return reply.choices[0].message.content or ""
 
 
 async def ask_async(client: openai.AsyncOpenAI, question: str) -> str:
     reply = await client.chat.completions.create(
-        model="deepseek-chat", messages=[{"role": "user", "content": question}]
+        model="deepseek-flash", messages=[{"role": "user", "content": question}]
     )
     return reply.choices[0].message.content or ""
 """
@@ -70,7 +70,7 @@ async def test_my_app_retries_async(deepseek_mock, deepseek_async_client):
 JOURNAL_EXAMPLE = """
 def test_my_app_sends_the_question(deepseek_mock, deepseek_client):
     deepseek_client.chat.completions.create(
-        model="deepseek-chat", messages=[{"role": "user", "content": "What is 2+2?"}]
+        model="deepseek-flash", messages=[{"role": "user", "content": "What is 2+2?"}]
     )
 
     (entry,) = deepseek_mock.journal.entries()
@@ -124,7 +124,7 @@ def test_the_retry_example_fails_when_the_app_does_not_retry(suite: pytest.Pytes
             deepseek_mock.add(Rule(name="overloaded", reply=ErrorReply(status=503), times=2))
             with pytest.raises(openai.InternalServerError):
                 deepseek_client.with_options(max_retries=0).chat.completions.create(
-                    model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+                    model="deepseek-flash", messages=[{"role": "user", "content": "hi"}]
                 )
             assert [e.status for e in deepseek_mock.journal.entries()] == [503, 503, 200]
         """
@@ -176,7 +176,7 @@ def test_each_test_starts_from_a_reset_server(suite: pytest.Pytester) -> None:
         def test_first(deepseek_mock, deepseek_client):
             deepseek_mock.add(Rule(name="canned", reply=Reply(content="canned")))
             reply = deepseek_client.chat.completions.create(
-                model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+                model="deepseek-flash", messages=[{"role": "user", "content": "hi"}]
             )
             assert reply.choices[0].message.content == "canned"
 
@@ -184,7 +184,7 @@ def test_each_test_starts_from_a_reset_server(suite: pytest.Pytester) -> None:
             assert deepseek_mock.journal.entries() == []
             assert "canned" not in deepseek_mock.scenario.uses()
             reply = deepseek_client.chat.completions.create(
-                model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+                model="deepseek-flash", messages=[{"role": "user", "content": "hi"}]
             )
             assert reply.choices[0].message.content != "canned"
             assert [e.rule for e in deepseek_mock.journal.entries()] == ["generated"]

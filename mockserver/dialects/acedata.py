@@ -7,7 +7,6 @@ import string
 import uuid
 from collections.abc import Iterator
 
-from mockserver.catalog import ACEDATA_MODELS
 from mockserver.dialects.base import (
     ALNUM,
     Dialect,
@@ -171,8 +170,7 @@ def _acedata_error(error: ApiError, path: str) -> ErrorBody:
 ACEDATA = Dialect(
     name="acedata",
     title="AceData Cloud",
-    limits=Limits(models=ACEDATA_MODELS, max_stop=4, max_n=128),
-    default_model="deepseek-v3",
+    limits=Limits(max_stop=4, max_n=128),
     chat_paths=("/deepseek/chat/completions",),
     sdk_path="/deepseek",
     home="/deepseek",

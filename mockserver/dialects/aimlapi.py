@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
-from mockserver.catalog import AIMLAPI_MODELS
+from mockserver.catalog import Era
 from mockserver.dialects.base import (
     ALNUM,
     Dialect,
@@ -133,25 +133,29 @@ def _aiml_headers(
     return headers
 
 
-def _aiml_models() -> Json:
-    return {
-        "object": "list",
-        "data": [
+def _aiml_models(era: Era) -> Json:
+    """AI/ML's own listing: canonical ids with their aliases and an `info` block."""
+    data = []
+    for spec in era.models.values():
+        if not spec.listed:
+            continue
+        aliases = [m.id for m in era.models.values() if m.answers_as == spec.id and m is not spec]
+        data.append(
             {
-                "id": "deepseek/deepseek-chat-v3-0324",
-                "aliases": ["deepseek-chat", "deepseek/deepseek-chat"],
+                "id": spec.id,
+                "aliases": aliases,
                 "type": "openai/chat-completions",
                 "info": {
-                    "name": "DeepSeek V3",
+                    "name": spec.name or spec.id,
                     "developer": "DeepSeek",
-                    "description": "DeepSeek V3 (Mar 24, 2025) chat model.",
-                    "contextLength": 128000,
-                    "url": "https://aimlapi.com/models/deepseek-v3",
+                    "description": f"{spec.name or spec.id} chat model.",
+                    "contextLength": 128000 if spec.context == 131072 else spec.context,
+                    "url": f"https://aimlapi.com/models/{spec.id.rsplit('/', 1)[-1]}",
                 },
                 "tags": ["chat"],
             }
-        ],
-    }
+        )
+    return {"object": "list", "data": data}
 
 
 def _aiml_balance(available: bool) -> Json:
@@ -169,8 +173,7 @@ def _aiml_balance(available: bool) -> Json:
 AIMLAPI = Dialect(
     name="aimlapi",
     title="AI/ML API",
-    limits=Limits(models=AIMLAPI_MODELS, max_stop=4, max_n=1),
-    default_model="deepseek-chat",
+    limits=Limits(max_stop=4, max_n=1),
     chat_paths=("/v1/chat/completions", "/chat/completions"),
     models_paths=("/v1/models", "/models", "/api/v1/models"),
     balance_paths=("/v1/billing/balance",),

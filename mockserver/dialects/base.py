@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from mockserver.catalog import Catalog, Era, packaged
 from mockserver.errors import ApiError
 from mockserver.responder import Choice, Completion
 from mockserver.usage import Usage
@@ -40,7 +41,6 @@ class Dialect:
     name: str
     title: str
     limits: Limits
-    default_model: str
     chat_paths: tuple[str, ...]
     models_paths: tuple[str, ...] = ()
     balance_paths: tuple[str, ...] = ()
@@ -60,7 +60,11 @@ class Dialect:
     headers: Callable[[Completion | None, bool, Mapping[str, str]], dict[str, str]] = field(
         default=lambda completion, stream, request: {}
     )
-    models_body: Callable[[], Json] = field(default=lambda: {"object": "list", "data": []})
+    models_body: Callable[[Era], Json] = field(default=lambda era: {"object": "list", "data": []})
+    fim_paths: tuple[str, ...] = ()  # FIM (text completion), where the provider has it
+    fim_render: Callable[[Completion], Json] | None = None
+    fim_chunks: Callable[[Completion, bool], Iterator[Json]] | None = None
+    beta_prefix: str | None = None  # the path prefix of the provider's beta base URL
     balance_body: Callable[[bool], Json] = field(default=lambda available: {})
 
     def schema(self, kind: str) -> str:
@@ -71,9 +75,17 @@ class Dialect:
         make = self.new_stream_id if stream and self.new_stream_id else self.new_id
         return make(model)
 
-    def response_model(self, model: str) -> str:
-        spec = self.limits.models.get(model)
-        return spec.answers_as or model if spec else model
+    @property
+    def catalog(self) -> Catalog:
+        """The packaged catalogue; a server may be given another (`--catalog`)."""
+        return packaged(self.name)
+
+    @property
+    def default_model(self) -> str:
+        return self.catalog.default_model
+
+    def is_beta(self, path: str) -> bool:
+        return self.beta_prefix is not None and self.beta_prefix in path
 
 
 def message_json(choice: Choice, *, role_first: bool, call_index: bool) -> Json:

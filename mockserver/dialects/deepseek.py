@@ -6,7 +6,8 @@ import secrets
 import uuid
 from collections.abc import Iterator, Mapping
 
-from mockserver.catalog import DEEPSEEK_MODELS
+from mockserver import tokens
+from mockserver.catalog import Era
 from mockserver.dialects.base import (
     Dialect,
     ErrorBody,
@@ -38,9 +39,6 @@ def usage_deepseek(usage: Usage) -> Json:
     return out
 
 
-FINGERPRINT = "fp_eaab8d114b_prod0820_fp8_kvcache"
-
-
 def _deepseek_render(c: Completion) -> Json:
     return completion_head(c) | {
         "choices": [
@@ -53,12 +51,12 @@ def _deepseek_render(c: Completion) -> Json:
             for ch in c.choices
         ],
         "usage": usage_deepseek(c.usage),
-        "system_fingerprint": FINGERPRINT,
+        "system_fingerprint": c.fingerprint,
     }
 
 
 def _deepseek_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
-    head = chunk_head(c, system_fingerprint=FINGERPRINT)
+    head = chunk_head(c, system_fingerprint=c.fingerprint)
     for choice in c.choices:
         for d in deltas(choice, role_chunk=True):
             chunk = head | {
@@ -77,6 +75,56 @@ def _deepseek_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
             elif include_usage:
                 chunk["usage"] = None
             yield chunk
+
+
+def _fim_render(c: Completion) -> Json:
+    """`object: "text_completion"` with `choices[].text`, in the chat completion's key order."""
+    return {
+        "id": c.id,
+        "object": "text_completion",
+        "created": c.created,
+        "model": c.model,
+        "choices": [
+            {
+                "index": ch.index,
+                "text": ch.content or "",
+                "logprobs": None,
+                "finish_reason": ch.finish_reason,
+            }
+            for ch in c.choices
+        ],
+        "usage": usage_deepseek(c.usage),
+        "system_fingerprint": c.fingerprint,
+    }
+
+
+def _fim_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
+    head = {
+        "id": c.id,
+        "object": "text_completion",
+        "created": c.created,
+        "model": c.model,
+        "system_fingerprint": c.fingerprint,
+    }
+    for choice in c.choices:
+        for piece in tokens.pieces(choice.content or ""):
+            chunk = head | {
+                "choices": [
+                    {"index": choice.index, "text": piece, "logprobs": None, "finish_reason": None}
+                ]
+            }
+            yield chunk | {"usage": None} if include_usage else chunk
+        yield head | {
+            "choices": [
+                {
+                    "index": choice.index,
+                    "text": "",
+                    "logprobs": None,
+                    "finish_reason": choice.finish_reason,
+                }
+            ],
+            "usage": usage_deepseek(c.usage),
+        }
 
 
 DEEPSEEK_MESSAGES: dict[Kind, tuple[str, str]] = {
@@ -123,11 +171,32 @@ def _deepseek_headers(
     return {"x-ds-trace-id": secrets.token_hex(16)}
 
 
-def _deepseek_models() -> Json:
-    return {
-        "object": "list",
-        "data": [{"id": m, "object": "model", "owned_by": "deepseek"} for m in DEEPSEEK_MODELS],
-    }
+def _deepseek_models(era: Era) -> Json:
+    """The era's listed models; from V4 on with the capability fields of DeepSeek's 2026
+    list-models reference (as a research note of 2026-09-27 quotes it)."""
+    data: list[Json] = []
+    for spec in era.models.values():
+        if not spec.listed:
+            continue
+        entry: Json = {"id": spec.id, "object": "model", "owned_by": spec.owned_by}
+        if era.listing == "capabilities":
+            entry |= {
+                "name": spec.name or spec.id,
+                "context_window": spec.context,
+                "max_output_tokens": spec.max_output,
+                "input_modalities": sorted(spec.inputs),
+                "output_modalities": ["text"],
+                "effort": {"supported_levels": list(spec.efforts)}
+                | ({"default_level": spec.default_effort} if spec.default_effort else {}),
+                "api_capabilities": _capabilities(spec.fim),
+            }
+        data.append(entry)
+    return {"object": "list", "data": data}
+
+
+def _capabilities(fim: bool) -> list[str]:
+    found = ["chat_completions", "tool_calls", "json_output", "chat_prefix_completion"]
+    return [*found, "fim_completion"] if fim else found
 
 
 def _deepseek_balance(available: bool) -> Json:
@@ -148,9 +217,10 @@ def _deepseek_balance(available: bool) -> Json:
 DEEPSEEK = Dialect(
     name="deepseek",
     title="DeepSeek API",
-    limits=Limits(models=DEEPSEEK_MODELS, max_stop=16, max_n=1),
-    default_model="deepseek-chat",
+    limits=Limits(max_stop=16, max_n=1),
     chat_paths=("/chat/completions", "/v1/chat/completions", "/beta/chat/completions"),
+    fim_paths=("/beta/completions",),
+    beta_prefix="/beta/",
     models_paths=("/models", "/v1/models"),
     balance_paths=("/user/balance",),
     key_env="DEEPSEEK_API_KEY",
@@ -159,6 +229,8 @@ DEEPSEEK = Dialect(
     new_id=lambda model: str(uuid.uuid4()),
     render=_deepseek_render,
     chunks=_deepseek_chunks,
+    fim_render=_fim_render,
+    fim_chunks=_fim_chunks,
     error=_deepseek_error,
     headers=_deepseek_headers,
     models_body=_deepseek_models,

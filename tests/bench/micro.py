@@ -40,7 +40,7 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
     from mockserver.validation import parse_body, parse_chat
 
     body = short_body(texts, stream=False)
-    chat = parse_chat(parse_body(body), DEEPSEEK.limits)
+    chat = parse_chat(parse_body(body), DEEPSEEK.limits, DEEPSEEK.catalog.newest)
     reply = Reply(content=texts.short_reply)
     responder = Responder()
     completion = responder.complete(chat, reply, completion_id="bench", model=SHORT_MODEL)
@@ -55,7 +55,7 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
     steps: list[tuple[str, Callable[[], object]]] = [
         (
             "request validation (parse_body + parse_chat, incl. prompt tokens)",
-            lambda: parse_chat(parse_body(body), DEEPSEEK.limits),
+            lambda: parse_chat(parse_body(body), DEEPSEEK.limits, DEEPSEEK.catalog.newest),
         ),
         (
             "token counting, repeated text (encode, ~200-token prompt)",
