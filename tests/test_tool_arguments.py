@@ -119,9 +119,25 @@ def test_deep_array_schemas_cost_little_time_and_memory(mock: MockServer) -> Non
     assert grown_mib < 50
 
 
-def test_the_readme_example_of_a_refused_schema(mock: MockServer) -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "integer", "minimum": "x"}}}
-    response = call(mock, schema)
+def test_the_readme_example_of_a_refused_schema(mock_now: MockServer) -> None:
+    # The README's curl, on a server in the default (newest) era, as `make serve` starts.
+    body = {
+        "model": "deepseek-flash",
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"a": {"type": "integer", "minimum": "x"}},
+                    },
+                },
+            }
+        ],
+    }
+    response = httpx.post(mock_now.url + "/chat/completions", json=body, headers=AUTH)
     assert response.status_code == 400
     assert response.json()["error"]["message"] == (
         "Invalid 'tools[0].function.parameters': not a valid JSON Schema: "
