@@ -13,7 +13,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -22,7 +22,7 @@ from mockserver.delivery import ConnectionDropped, Delivery, deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
 from mockserver.faults import broken_frames, error_event, header_fault
-from mockserver.inbound import authenticate, header_delivery, read_body
+from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
 from mockserver.quota import Balance, RateLimiter
 from mockserver.resources import data_dir
@@ -132,6 +132,7 @@ def create_app(
         exception_handlers={
             ApiError: render_error,
             HTTPException: render_error,
+            ClientDisconnect: client_left,
             Exception: render_error,
         },
     )
@@ -262,6 +263,7 @@ def _checked(schema: str, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str
 async def render_error(request: Request, exc: Exception) -> Response:
     """Every error, expected or not, in the dialect's own envelope."""
     mock: Mock = request.app.state.mock
+    unexpected = False
     if isinstance(exc, ApiError):
         error = exc
     elif isinstance(exc, HTTPException):
@@ -271,6 +273,7 @@ async def render_error(request: Request, exc: Exception) -> Response:
     else:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
         error = ApiError("server_error")
+        unexpected = True
     name = getattr(request.state, "dialect", None)
     dialect = DIALECTS[name] if name else mock.dialect_for(request.url.path)
     rendered = dialect.error(error, request.url.path)
@@ -283,6 +286,10 @@ async def render_error(request: Request, exc: Exception) -> Response:
         error.message or error.kind,
     )
     headers = error.headers | dialect.headers(None, False, request.headers)
+    if unexpected:
+        # uvicorn drops the connection after an unexpected error: say so, or a pooled client
+        # sends its next request on a socket that is about to close.
+        headers["connection"] = "close"
     return Response(
         rendered.body, status_code=rendered.status, media_type=rendered.media_type, headers=headers
     )
