@@ -411,8 +411,11 @@ def test_concurrency_limit_is_exact() -> None:
                     for _ in range(5)
                 ]
                 opened = [await s.__aenter__() for s in streams]
-                for response in opened:  # all five are in flight once each has sent a frame
-                    await response.aiter_lines().__anext__()
+                # Kept referenced: a dropped line iterator is finalised, which can close its
+                # stream and free a slot while the test still counts on it.
+                lines = [response.aiter_lines() for response in opened]
+                for line in lines:  # all five are in flight once each has sent a frame
+                    await line.__anext__()
                 plain = {"model": "deepseek-chat", "messages": MESSAGES}
                 extra = await asyncio.gather(
                     *(
