@@ -103,9 +103,17 @@ class Scenario:
             self._rng = random.Random(self._seed)
 
     def add(self, rule: Rule) -> None:
+        """After the others; a rule with a name already in use replaces that rule where it
+        stands (counting its uses from 0), so adding the same scenario twice changes nothing."""
         with self._lock:
-            self._rules += (rule,)
-            self._uses.append(0)
+            names = [existing.name for existing in self._rules]
+            if rule.name in names:
+                i = names.index(rule.name)
+                self._rules = (*self._rules[:i], rule, *self._rules[i + 1 :])
+                self._uses[i] = 0
+            else:
+                self._rules += (rule,)
+                self._uses.append(0)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
