@@ -150,15 +150,16 @@ def chat_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
             parse_body(await read_body(request, settings.max_body_bytes)), dialect.limits
         )
         request.state.stream = chat.stream
-        rule = header_fault(request.headers) or mock.scenario.decide(
-            chat, request.headers, dialect.name
-        )
-        request.state.rule = rule.name
-        if isinstance(rule.reply, ErrorReply):
-            raise error_from(rule.reply)
+        fault = header_fault(request.headers)
+        # The account admits the request before any rule sees it: a request refused with 429
+        # or 402 must not use up a rule's `times` (nor draw its probability).
         mock.balance.check()
         mock.limiter.acquire()
         try:
+            rule = fault or mock.scenario.decide(chat, request.headers, dialect.name)
+            request.state.rule = rule.name
+            if isinstance(rule.reply, ErrorReply):
+                raise error_from(rule.reply)
             response = answer(mock, dialect, chat, rule.reply, rule.delivery, request.headers)
         except BaseException:
             mock.limiter.release()

@@ -520,3 +520,50 @@ def test_plain_option_and_unknown_fault_words() -> None:
         parse_fault("bogus")
     with pytest.raises(ValueError, match=r"x0 would never answer"):
         parse_fault("503x0")
+
+
+@pytest.mark.parametrize(
+    ("limits", "refused"),
+    [({"rate_limit": 1, "rate_window": 60}, 429), ({"balance_tokens": 1}, 402)],
+    ids=["rate limit", "balance"],
+)
+def test_a_refused_request_does_not_use_up_a_rule(limits: dict[str, Any], refused: int) -> None:
+    """strict=True counts `times`: a request the account refuses was never answered by it."""
+    with MockServer(Settings(port=0, **limits)) as server:
+        body = {"model": "deepseek-chat", "messages": MESSAGES}
+        assert httpx.post(server.url + "/chat/completions", json=body, headers=AUTH).is_success
+        server.add(Rule(name="once", reply=ErrorReply(status=503), times=1))
+        again = httpx.post(server.url + "/chat/completions", json=body, headers=AUTH)
+        assert again.status_code == refused
+        assert server.scenario.uses()["once"] == 0
+        assert server.journal.entries()[-1].rule is None  # no rule answered it
+
+
+def test_each_rules_draws_do_not_depend_on_the_order_requests_arrive() -> None:
+    """Two probability rules, the same requests in two orders: each rule takes the same ones
+    of the requests it sees, counted in its own order."""
+
+    def run(order: list[bool]) -> dict[bool, list[int]]:
+        with MockServer(Settings(port=0, seed=42)) as server:
+            for stream in (True, False):
+                server.add(
+                    Rule(
+                        name=f"flaky stream={stream}",
+                        match=Match(stream=stream),
+                        reply=ErrorReply(status=500),
+                        probability=0.5,
+                    )
+                )
+            seen: dict[bool, list[int]] = {True: [], False: []}
+            for stream in order:
+                body = {"model": "deepseek-chat", "messages": MESSAGES, "stream": stream}
+                status = httpx.post(
+                    server.url + "/chat/completions", json=body, headers=AUTH
+                ).status_code
+                seen[stream].append(status)
+            return seen
+
+    grouped = run([True] * 12 + [False] * 12)
+    interleaved = run([True, False] * 12)
+    assert grouped == interleaved
+    assert 0 < grouped[True].count(500) < 12 and 0 < grouped[False].count(500) < 12
