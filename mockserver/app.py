@@ -21,7 +21,13 @@ from mockserver import admin, textgen
 from mockserver.delivery import ConnectionDropped, Delivery, deliver
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
-from mockserver.faults import broken_frames, error_event, header_fault
+from mockserver.faults import (
+    broken_body,
+    broken_frames,
+    check_single_frame,
+    error_event,
+    header_fault,
+)
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
 from mockserver.quota import Balance, RateLimiter
@@ -184,6 +190,8 @@ def answer(
     """The reply to a request that passed every check: rendered, encoded, delivered."""
     settings = mock.settings
     how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
+    if not chat.stream:
+        check_single_frame(how)
     model = dialect.response_model(chat.model)
     completion_id = dialect.completion_id(model, chat.stream)
     completion = mock.responder.complete(chat, reply, completion_id=completion_id, model=model)
@@ -205,7 +213,9 @@ def answer(
     rendered = dialect.render(completion)
     if settings.self_check:
         _self_check(dialect.schema("chat-completion"), rendered)
-    body = dialect.dumps(rendered) if how.body is None else how.body.encode()
+    body = broken_body(dialect.dumps(rendered), how, dialect.dumps)
+    if how.body is not None:
+        body = how.body.encode()
     if how.is_plain:
         return Response(body, media_type="application/json", headers=headers)
     return BodyStream(

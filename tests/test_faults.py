@@ -567,3 +567,40 @@ def test_each_rules_draws_do_not_depend_on_the_order_requests_arrive() -> None:
     interleaved = run([True, False] * 12)
     assert grouped == interleaved
     assert 0 < grouped[True].count(500) < 12 and 0 < grouped[False].count(500) < 12
+
+
+def test_frame_0_faults_break_a_non_streamed_body(mock: MockServer) -> None:
+    """A non-streamed answer is one frame: malformed_at=0 cuts its JSON, error_at=0 is the
+    in-band error object with status 200."""
+    body = {"model": "deepseek-chat", "messages": MESSAGES}
+    garbled = httpx.post(
+        mock.url + "/chat/completions",
+        json=body,
+        headers=AUTH | {"X-Mock-Delivery": "malformed_at=0"},
+    )
+    assert garbled.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(garbled.content)
+    mock.add(Rule(name="in-band", delivery=Delivery(error_at=0)))
+    with sdk(mock) as client:
+        reply = ask(client)
+    assert reply.model_extra is not None and reply.model_extra["error"]["type"] == "server_error"
+
+
+@pytest.mark.parametrize("fault", ["malformed_at=3", "error_at=1"])
+def test_a_later_frame_fault_on_a_non_streamed_body_is_refused(
+    mock: MockServer, fault: str
+) -> None:
+    body = {"model": "deepseek-chat", "messages": MESSAGES}
+    for header in ("X-Mock-Fault", "X-Mock-Delivery"):
+        refused = httpx.post(
+            mock.url + "/chat/completions", json=body, headers=AUTH | {header: fault}
+        )
+        assert refused.status_code == 400
+        assert "past the end of a non-streamed answer" in refused.json()["error"]["message"]
+    streamed = httpx.post(
+        mock.url + "/chat/completions",
+        json=body | {"stream": True},
+        headers=AUTH | {"X-Mock-Fault": fault},
+    )
+    assert streamed.status_code == 200
