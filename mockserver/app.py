@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver import admin, textgen
-from mockserver.delivery import ConnectionDropped, Delivery, deliver
+from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
 from mockserver.faults import (
@@ -192,6 +192,7 @@ def answer(
     how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
     if not chat.stream:
         check_single_frame(how)
+    head_delay, how = hold_headers(how)
     model = dialect.response_model(chat.model)
     completion_id = dialect.completion_id(model, chat.stream)
     completion = mock.responder.complete(chat, reply, completion_id=completion_id, model=model)
@@ -209,6 +210,7 @@ def answer(
             media_type="text/event-stream; charset=utf-8",
             headers=headers | {"cache-control": "no-cache"},
             tracker=mock.bodies,
+            head_delay=head_delay,
         )
     rendered = dialect.render(completion)
     if settings.self_check:
@@ -216,13 +218,14 @@ def answer(
     body = broken_body(dialect.dumps(rendered), how, dialect.dumps)
     if how.body is not None:
         body = how.body.encode()
-    if how.is_plain:
+    if how.is_plain and not head_delay:
         return Response(body, media_type="application/json", headers=headers)
     return BodyStream(
         deliver([body], how, keep_alive=b"\n", rng=rng),
         media_type="application/json",
         headers=headers,
         tracker=mock.bodies,
+        head_delay=head_delay,
     )
 
 
