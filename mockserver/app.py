@@ -280,8 +280,8 @@ async def render_error(request: Request, exc: Exception) -> Response:
     unexpected = False
     if isinstance(exc, ApiError):
         error = exc
-    elif isinstance(exc, HTTPException):
-        error = ApiError.for_status(exc.status_code)
+    elif isinstance(exc, HTTPException):  # the router's 404 and 405 (with its Allow header)
+        error = ApiError.for_status(exc.status_code, headers=dict(exc.headers or {}))
     elif isinstance(exc, ConnectionDropped):
         error = ApiError("server_error")  # asked for: the response has started, nothing is sent
     else:
