@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import zipfile
@@ -265,3 +266,34 @@ def test_check_names_the_file_once_and_the_broken_rule(
     assert cli.main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count(str(bad)) == 1 and "$.rules[0].match.prompt" in err
+
+
+@pytest.mark.parametrize("how", ["environment", "make variable"])
+def test_make_serve_takes_the_port_and_host_it_is_given(how: str) -> None:
+    with socket.socket() as probe:  # a port nobody uses: make serve must not fall back to 8000
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "MAKEFLAGS")}
+    command = ["make", "--no-print-directory", "serve"]
+    if how == "environment":
+        env |= {"DEEPSEEK_MOCK_HOST": "localhost", "DEEPSEEK_MOCK_PORT": str(port)}
+    else:
+        command += ["HOST=localhost", f"PORT={port}"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # Ctrl-C goes to make and the server alike, as in a terminal
+    )
+    try:
+        assert _base_url(process) == f"http://localhost:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server is the failure to see
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
