@@ -12,7 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from mockserver.scenario import Rule
+from mockserver import cli
+from mockserver.connections import connection_cap
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 from tests.test_package import _base_url, _serve
@@ -128,7 +129,6 @@ def test_an_unexpected_500_closes_the_connection_and_says_so(
         monkeypatch.undo()
         again = client.post("/chat/completions", json=CHAT)  # on a new connection
     assert again.status_code == 200
-    mock.add(Rule(name="unused"))  # the server is still whole
 
 
 def _open_stalled_stream(base_url: str) -> socket.socket:
@@ -167,3 +167,27 @@ def test_stop_before_start_does_not_raise() -> None:
     server = MockServer()
     server.stop()
     server.stop()
+
+
+def test_the_deadlines_and_the_cap_are_command_line_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = cli.build_parser().parse_args(
+        ["serve", "--header-timeout", "2.5", "--body-timeout", "60", "--max-connections", "500"]
+    )
+    settings = cli.settings_from(args)
+    assert (settings.header_timeout, settings.body_timeout, settings.max_connections) == (
+        2.5,
+        60.0,
+        500,
+    )
+    defaults = cli.settings_from(cli.build_parser().parse_args(["serve"]))
+    assert (defaults.header_timeout, defaults.body_timeout, defaults.max_connections) == (
+        10.0,
+        30.0,
+        None,
+    )
+    assert connection_cap(defaults) > 16
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["serve", "--header-timeout", "0"])
+    assert "expected seconds above 0" in capsys.readouterr().err
