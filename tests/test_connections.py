@@ -3,9 +3,11 @@ unexpected errors on pooled connections, and a clean stop."""
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -16,7 +18,7 @@ from mockserver import cli
 from mockserver.connections import connection_cap
 from mockserver.server import MockServer
 from mockserver.settings import Settings
-from tests.test_package import _base_url, _serve
+from tests.test_package import ROOT, _base_url, _serve
 
 CHAT = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
 READ_TIMEOUT = 5.0  # how long a test waits for the server to act; far above the deadlines
@@ -191,3 +193,44 @@ def test_the_deadlines_and_the_cap_are_command_line_options(
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["serve", "--header-timeout", "0"])
     assert "expected seconds above 0" in capsys.readouterr().err
+
+
+def test_under_a_low_file_limit_idle_sockets_cannot_lock_everyone_out() -> None:
+    """With 128 descriptors, 150 idle sockets would leave none to accept with: the default cap
+    (the limit less 64) refuses the excess, the header timeout frees the rest, and then the
+    server answers again."""
+
+    def low_limit() -> None:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--header-timeout", "0.5"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=low_limit,
+    )
+    try:
+        base_url = _base_url(process)
+        host, port = base_url.removeprefix("http://").split(":")
+        idle = [
+            socket.create_connection((host, int(port)), timeout=READ_TIMEOUT) for _ in range(150)
+        ]
+        answers = [_read_all(sock) for sock in idle]  # refused at once, or closed when idle
+        for sock in idle:
+            sock.close()
+        refused = sum(answer.startswith(b"HTTP/1.1 503 ") for answer in answers)
+        # 128 - 64 held (fewer refused if some of those timed out before the last connected)
+        assert 0 < refused <= 150 - 64, refused
+        assert all(answer == b"" or answer.startswith(b"HTTP/1.1 503 ") for answer in answers)
+        reply = httpx.post(
+            base_url + "/chat/completions", json=CHAT, headers={"Authorization": "Bearer k"}
+        )
+        assert reply.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output
