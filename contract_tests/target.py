@@ -19,7 +19,7 @@ MOCK_KEY = "sk-contract"  # the only key the suite's own mocks accept, so a wron
 WRONG_KEY = "sk-contract-wrong-key-0000"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
-DEFAULT_LIVE_BUDGET = 40
+DEFAULT_LIVE_BUDGET = 40  # requests per dialect; one dialect's live run sends about 20
 DEFAULT_EXAMPLES = {"mock": 15, "live": 3}
 
 
@@ -120,19 +120,27 @@ def mock_target(dialect: str, base_url: str) -> Target:
 
 class Budget:
     """Counts every request the suite sends; past `limit` (live runs only) a test fails before
-    sending, so a loop gone wrong cannot run up a bill."""
+    sending, so a loop gone wrong cannot run up a bill. The limit is `per_dialect` requests for
+    each dialect of the run, so `CONTRACT_DIALECT=all` gets room for all three."""
 
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
+    def __init__(self, per_dialect: int | None, dialects: int = 1) -> None:
+        self.per_dialect = per_dialect
+        self.dialects = dialects
+        self.limit = None if per_dialect is None else per_dialect * dialects
         self.spent = 0
         self.refused = 0
+
+    @property
+    def setting(self) -> str:
+        per = f"CONTRACT_MAX_REQUESTS={self.per_dialect}"
+        return per if self.dialects == 1 else f"{per} per dialect, {self.dialects} dialects"
 
     def spend(self, what: str) -> None:
         if self.limit is not None and self.spent >= self.limit:
             self.refused += 1
             pytest.fail(
                 f"request budget exhausted: {self.limit} requests already sent "
-                f"(CONTRACT_MAX_REQUESTS={self.limit}); not sending {what}",
+                f"({self.setting}); not sending {what}",
                 pytrace=False,
             )
         self.spent += 1

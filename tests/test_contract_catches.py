@@ -317,6 +317,19 @@ def test_the_request_budget_stops_a_live_run(
     )
 
 
+def test_the_budget_of_a_run_of_every_dialect_is_per_dialect(
+    pytester: pytest.Pytester, live_env: pytest.MonkeyPatch
+) -> None:
+    """`CONTRACT_DIALECT=all ... make contract-live`, as the README shows it: one dialect sends
+    about 20 requests, so three need room for about 60, not a shared 40."""
+    for dialect in DIALECTS.values():
+        live_env.setenv(dialect.key_env, KEY)
+    live_env.setenv("CONTRACT_DIALECT", "all")
+    live_env.setenv("CONTRACT_BASE_URL", "http://127.0.0.1:9")  # nothing is sent: collect only
+    result = pytester.runpytest(str(CONTRACT), "--live", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*0 request(s) sent of a budget of 120 (40 per dialect)*"])
+
+
 def _new_usage_field(chunks: list[Json]) -> None:
     for chunk in chunks:
         if chunk.get("usage"):

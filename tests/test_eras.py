@@ -3,6 +3,7 @@ server. The texts are the ones fixtures/catalog/deepseek.json quotes with their 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -18,8 +19,8 @@ from mockserver.settings import Settings
 
 Json = dict[str, Any]
 AUTH = {"Authorization": "Bearer sk-test"}
-HI = [{"role": "user", "content": "hi"}]
-TOOL = {
+HI: list[Json] = [{"role": "user", "content": "hi"}]
+TOOL: Json = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -30,7 +31,7 @@ TOOL = {
         },
     },
 }
-CALL = {
+CALL: Json = {
     "id": "call_00_abc",
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
@@ -431,7 +432,7 @@ def test_v32_reasoner_without_thinking_counts_10_as_captured(mock: MockServer) -
 
 
 def test_thinking_mode_counts_think_and_keeps_the_tool_loops_reasoning() -> None:
-    loop = [
+    loop: list[Json] = [
         {"role": "user", "content": "hello"},
         {"role": "assistant", "content": "Hello!", "reasoning_content": "old thought"},
         {"role": "user", "content": "1+1=?"},
@@ -461,7 +462,7 @@ def test_chat_prefix_completion_continues_the_prefix_on_beta(mock_now: MockServe
             model="deepseek-flash",
             messages=[
                 {"role": "user", "content": "Please write quick sort code"},
-                {"role": "assistant", "content": "```python\n", "prefix": True},  # type: ignore[misc, list-item]
+                {"role": "assistant", "content": "```python\n", "prefix": True},  # type: ignore[list-item]
             ],
             stop=["```"],
             extra_body={"thinking": {"type": "disabled"}},
@@ -518,7 +519,7 @@ def test_fim_echo_and_limits(mock_now: MockServer) -> None:
 
 
 def test_strict_tools_on_beta_get_arguments_that_fit(mock_now: MockServer) -> None:
-    strict = {
+    strict: Json = {
         "type": "function",
         "function": {
             "name": "get_weather",
@@ -538,7 +539,6 @@ def test_strict_tools_on_beta_get_arguments_that_fit(mock_now: MockServer) -> No
     calls = post(mock_now, body, path="/beta/chat/completions").json()["choices"][0]["message"][
         "tool_calls"
     ]
-    import json
 
     arguments = json.loads(calls[0]["function"]["arguments"])
     assert set(arguments) == {"city", "days"} and 1 <= arguments["days"] <= 3
@@ -601,7 +601,6 @@ def test_packaged_catalogues_are_valid(dialect: str) -> None:
 
 
 def test_a_catalogue_file_adds_a_model_and_a_user_can_serve_it(tmp_path: Any) -> None:
-    import json
 
     document = json.loads((data_dir("fixtures") / "catalog" / "deepseek.json").read_text("utf-8"))
     document["models"].append(
