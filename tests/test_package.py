@@ -222,10 +222,24 @@ def test_readme_scenario_examples_are_valid() -> None:
     from mockserver.scenario import rules_from_json
 
     readme = (ROOT / "README.md").read_text("utf-8")
-    blocks = [b.split("```", 1)[0] for b in readme.split("```json\n")[1:]]
-    assert blocks, "the README shows a scenario file"
-    for block in blocks:
-        assert rules_from_json(json.loads(block))
+    blocks = [json.loads(b.split("```", 1)[0]) for b in readme.split("```json\n")[1:]]
+    scenarios = [block for block in blocks if "rules" in block]
+    assert scenarios, "the README shows a scenario file"
+    for block in scenarios:
+        assert rules_from_json(block)
+
+
+def test_readme_catalogue_entry_adds_a_model() -> None:
+    from mockserver.catalog import catalog_from_json
+    from mockserver.schemas import problems
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    blocks = [json.loads(b.split("```", 1)[0]) for b in readme.split("```json\n")[1:]]
+    (entry,) = [block for block in blocks if "family" in block]
+    document = json.loads((ROOT / "fixtures" / "catalog" / "deepseek.json").read_text("utf-8"))
+    document["models"].append(entry)
+    assert problems("catalog.schema.json", document) == []
+    assert entry["id"] in catalog_from_json(document).newest.models
 
 
 def test_readme_first_screen_shows_the_two_commands() -> None:
