@@ -12,8 +12,8 @@ from starlette.requests import Request
 from mockserver.admin import check_request, is_loopback_address, is_loopback_name
 from mockserver.errors import ApiError
 from mockserver.server import MockServer
-from tests.conftest import LATE_2025
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 
 FLAKY = {"rules": [{"name": "flaky", "probability": 0.2, "error": {"status": 500}}]}
 

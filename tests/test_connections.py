@@ -17,8 +17,8 @@ import pytest
 from mockserver import cli
 from mockserver.connections import connection_cap
 from mockserver.server import MockServer
-from tests.conftest import LATE_2025
 from mockserver.settings import Settings
+from tests.conftest import LATE_2025
 from tests.test_package import ROOT, _base_url, _serve
 
 CHAT = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}

@@ -566,7 +566,7 @@ def test_strict_tools_on_beta_get_arguments_that_fit(mock_now: MockServer) -> No
 
 def test_concurrency_429_has_deepseeks_whole_text_and_no_retry_after() -> None:
     with MockServer(Settings(port=0, max_concurrent=1)) as server:
-        slow = {"X-Mock-Delivery": "first_byte=5", **AUTH}
+        slow = {"X-Mock-Delivery": "stall_after=1", **AUTH}  # holds its slot
         with (
             httpx.Client(timeout=30) as client,
             client.stream(
