@@ -125,3 +125,32 @@ def test_litellm_gets_both_v4_400s(mock_now: MockServer, litellm_module: Any) ->
     answer = litellm_module.completion(messages=[question, kept, result], **common)
     assert answer.choices[0].message.content
     assert [e.status for e in mock_now.journal.entries()] == [400, 200, 400, 200]
+
+
+def test_openai_sdk_meets_both_v4_400s_and_passes_with_the_passback(mock_now: MockServer) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=mock_now.url, api_key=KEY, max_retries=0)
+    question: Any = {"role": "user", "content": "Weather in Paris?"}
+    tools: Any = [WEATHER]
+    with client:
+        with pytest.raises(openai.BadRequestError, match=FORCED):
+            client.chat.completions.create(
+                model=MODEL, messages=[question], tools=tools, tool_choice="required"
+            )
+        call = client.chat.completions.create(model=MODEL, messages=[question], tools=tools)
+        message = call.choices[0].message
+        assert message.tool_calls
+        # Rebuilt from the SDK's typed fields, the assistant turn loses reasoning_content.
+        calls = [c.model_dump() for c in message.tool_calls]
+        dropped: Any = {"role": "assistant", "content": "", "tool_calls": calls}
+        result: Any = {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "ok"}
+        with pytest.raises(openai.BadRequestError, match=re.escape(PASSBACK)):
+            client.chat.completions.create(
+                model=MODEL, messages=[question, dropped, result], tools=tools
+            )
+        kept: Any = dropped | {"reasoning_content": getattr(message, "reasoning_content", "")}
+        answer = client.chat.completions.create(
+            model=MODEL, messages=[question, kept, result], tools=tools
+        )
+    assert answer.choices[0].message.content
