@@ -4,8 +4,10 @@ mode, and a tool loop that drops `reasoning_content`, which LangChain and litell
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -77,12 +79,20 @@ def test_langchain_tool_loop_fails_on_the_second_turn_as_live(chat_model: Any) -
     assert plain.invoke([question, call, result]).content
 
 
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 @pytest.fixture
-def litellm_module() -> Any:
+def litellm_module() -> Iterator[Any]:
+    """litellm, with what its import does to the process undone afterwards: it hangs filters
+    of its own on uvicorn's loggers, which rewrite the access lines other tests read."""
+    before = {name: list(logging.getLogger(name).filters) for name in UVICORN_LOGGERS}
     import litellm
 
     litellm.suppress_debug_info = True
-    return litellm
+    yield litellm
+    for name, filters in before.items():
+        logging.getLogger(name).filters[:] = filters
 
 
 def test_litellm_deepseek_provider_gets_an_answer(
