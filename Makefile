@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
-HOST   ?= 127.0.0.1
-PORT   ?= 8000
+# HOST and PORT (make serve PORT=9000) override DEEPSEEK_MOCK_HOST / DEEPSEEK_MOCK_PORT, which
+# the command reads itself; with neither, it serves on 127.0.0.1:8000.
+HOST   ?=
+PORT   ?=
 .DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml
@@ -15,8 +17,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv with the package and the dev tools
 
-serve: $(STAMP)  ## run the mock on http://127.0.0.1:8000 (ARGS="--dialect acedata" to change)
-	$(BIN)/deepseek-mock serve --host $(HOST) --port $(PORT) $(ARGS)
+serve: $(STAMP)  ## run the mock on http://127.0.0.1:8000 (PORT=9000, ARGS="--dialect acedata")
+	$(BIN)/deepseek-mock serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) $(ARGS)
 
 fmt: $(STAMP)  ## format and auto-fix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

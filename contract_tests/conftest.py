@@ -4,7 +4,7 @@ Without `--live` the suite starts one mock per selected dialect on 127.0.0.1 (it
 exact paths, a single accepted key) and checks it. With `--live` it checks the providers
 themselves: each dialect's key comes from its variable (DEEPSEEK_API_KEY, AIMLAPI_API_KEY,
 ACEDATA_API_TOKEN), CONTRACT_BASE_URL replaces the provider's URL, CONTRACT_MAX_REQUESTS caps
-the requests sent (default 40) and CONTRACT_EXAMPLES sizes the property tests.
+the requests sent per dialect (default 40) and CONTRACT_EXAMPLES sizes the property tests.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from contract_tests.target import (
     Budget,
     Target,
     check_base_url,
+    check_models,
     live_target,
     missing_keys,
     mock_target,
@@ -99,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 "set it in the environment. Nothing was sent."
             )
         check_base_url(env.get("CONTRACT_BASE_URL", ""))
+        check_models(dialects, env)
     report = config.getoption("--drift-report") or (DEFAULT_REPORT if live else None)
     config.stash[RUN] = Run(
         live=live,
@@ -108,8 +110,8 @@ def pytest_configure(config: pytest.Config) -> None:
         ),
         report=config.invocation_params.dir / report if report else None,
     )
-    limit = positive_int(env, "CONTRACT_MAX_REQUESTS", DEFAULT_LIVE_BUDGET) if live else None
-    config.stash[BUDGET] = Budget(limit)
+    per_dialect = positive_int(env, "CONTRACT_MAX_REQUESTS", DEFAULT_LIVE_BUDGET) if live else None
+    config.stash[BUDGET] = Budget(per_dialect, len(dialects))
     config.stash[DRIFT] = Drift()
 
 
@@ -199,6 +201,8 @@ def pytest_terminal_summary(
     spent = f"{budget.spent} request(s) sent"
     if budget.limit is not None:
         spent += f" of a budget of {budget.limit}"
+        if budget.dialects > 1:
+            spent += f" ({budget.per_dialect} per dialect)"
         if budget.refused:
             spent += f"; {budget.refused} refused: raise CONTRACT_MAX_REQUESTS to send them"
     terminalreporter.write_line(spent)

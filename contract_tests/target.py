@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mockserver.catalog import Era, era_moment
 from mockserver.dialects import DIALECTS, Dialect
 
 MOCK_KEY = "sk-contract"  # the only key the suite's own mocks accept, so a wrong one gets a 401
@@ -19,7 +20,7 @@ MOCK_KEY = "sk-contract"  # the only key the suite's own mocks accept, so a wron
 WRONG_KEY = "sk-contract-wrong-key-0000"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
-DEFAULT_LIVE_BUDGET = 40
+DEFAULT_LIVE_BUDGET = 40  # requests per dialect; one dialect's live run sends about 20
 DEFAULT_EXAMPLES = {"mock": 15, "live": 3}
 
 
@@ -94,6 +95,33 @@ def missing_keys(dialects: Iterable[str], env: Mapping[str, str]) -> list[str]:
     return [DIALECTS[d].key_env for d in dialects if not env.get(DIALECTS[d].key_env, "").strip()]
 
 
+def era_of(dialect: str, env: Mapping[str, str]) -> Era:
+    """The era a live run expects the provider to be in: `CONTRACT_ERA` (a date or an era's
+    name), else the newest one the catalogue knows."""
+    catalogs = [d.catalog for d in DIALECTS.values()]
+    try:
+        moment = era_moment(env.get("CONTRACT_ERA") or None, catalogs)
+    except ValueError as exc:
+        raise pytest.UsageError(f"CONTRACT_ERA: {exc}") from None
+    return DIALECTS[dialect].catalog.at(moment)
+
+
+def check_models(dialects: Iterable[str], env: Mapping[str, str]) -> None:
+    """A model the era does not serve would fail every test with the provider's 400: say so
+    once, before anything is sent."""
+    for dialect in dialects:
+        spec = DIALECTS[dialect]
+        model = env.get("CONTRACT_MODEL") or spec.default_model
+        era = era_of(dialect, env)
+        if model not in era.models:
+            served = ", ".join(era.models)
+            raise pytest.UsageError(
+                f"CONTRACT_MODEL={model!r} is not served by {spec.title} in the era "
+                f"{era.name!r} (from {era.start:%Y-%m-%d}); it serves: {served}. "
+                "Set CONTRACT_MODEL, or CONTRACT_ERA for an older API. Nothing was sent."
+            )
+
+
 def check_base_url(raw: str) -> None:
     """A wrong CONTRACT_BASE_URL fails every test the same way: say so once, up front."""
     if not raw.strip():
@@ -120,19 +148,27 @@ def mock_target(dialect: str, base_url: str) -> Target:
 
 class Budget:
     """Counts every request the suite sends; past `limit` (live runs only) a test fails before
-    sending, so a loop gone wrong cannot run up a bill."""
+    sending, so a loop gone wrong cannot run up a bill. The limit is `per_dialect` requests for
+    each dialect of the run, so `CONTRACT_DIALECT=all` gets room for all three."""
 
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
+    def __init__(self, per_dialect: int | None, dialects: int = 1) -> None:
+        self.per_dialect = per_dialect
+        self.dialects = dialects
+        self.limit = None if per_dialect is None else per_dialect * dialects
         self.spent = 0
         self.refused = 0
+
+    @property
+    def setting(self) -> str:
+        per = f"CONTRACT_MAX_REQUESTS={self.per_dialect}"
+        return per if self.dialects == 1 else f"{per} per dialect, {self.dialects} dialects"
 
     def spend(self, what: str) -> None:
         if self.limit is not None and self.spent >= self.limit:
             self.refused += 1
             pytest.fail(
                 f"request budget exhausted: {self.limit} requests already sent "
-                f"(CONTRACT_MAX_REQUESTS={self.limit}); not sending {what}",
+                f"({self.setting}); not sending {what}",
                 pytrace=False,
             )
         self.spent += 1

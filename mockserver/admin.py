@@ -1,10 +1,24 @@
-"""/__mock/: read and clear the journal, replace the rules, reset, health. Loopback only, and
-behind a token when the server has one."""
+"""/__mock/: read and clear the journal, replace the rules, reset, health.
+
+The journal holds prompts, and the rules decide every answer, so the admin API answers only a
+client on this machine, talking to it by a loopback name, in JSON; with a token, only a client
+that also knows the token. Each check closes one way in:
+
+- the socket's peer must be a loopback address (checked with `ipaddress`, on the peer uvicorn
+  saw, never an address from `X-Forwarded-For`): other machines;
+- `Host` must be a loopback name or address: DNS rebinding, where a web page's own host name
+  resolves to 127.0.0.1;
+- `Origin`, when sent, must be a loopback origin: a page on another site, in the same browser;
+- a body must be `application/json`: the cross-origin `text/plain` and form POSTs a browser
+  sends without asking (JSON needs a CORS preflight, which is never granted).
+"""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.requests import Request
@@ -19,26 +33,104 @@ if TYPE_CHECKING:
     from mockserver.app import Mock
 
 PREFIX = ADMIN_PREFIX.rstrip("/")
-LOOPBACK = ("127.", "::1", "localhost")
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+ENDPOINTS = (
+    ("GET", "/__mock/", "this list"),
+    ("GET", "/__mock/health", "status, dialects, open streams, journal size"),
+    ("GET", "/__mock/journal", "every exchange, secrets redacted"),
+    ("DELETE", "/__mock/journal", "empty the journal"),
+    ("GET", "/__mock/scenario", "rule names and how often each answered"),
+    ("PUT", "/__mock/scenario", "replace the rules with a scenario (JSON)"),
+    ("POST", "/__mock/scenario", "add a scenario's rules; a rule with a name in use replaces it"),
+    ("DELETE", "/__mock/scenario", "remove every rule"),
+    ("POST", "/__mock/reset", "start-up rules, empty journal, cold cache"),
+)
+
+
+def is_loopback_address(host: str) -> bool:
+    """127.0.0.0/8, ::1 and IPv4-mapped ::ffff:127.x; anything that is not an address is not."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def is_loopback_name(host: str) -> bool:
+    """A host (no port) that can only mean this machine: a loopback address or `localhost`."""
+    host = host.lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost") or is_loopback_address(host)
+
+
+def _host_of(authority: str) -> str | None:
+    """The host of `name:port` or `[v6]:port`; None when it does not parse."""
+    try:
+        return urlsplit(f"//{authority}").hostname
+    except ValueError:
+        return None
 
 
 def _json(value: object, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type="application/json")
 
 
+def check_request(request: Request, token: str | None) -> None:
+    """Raise the refusal this request earns, if any (see the module's docstring)."""
+    peer = request.client.host if request.client else ""
+    if not is_loopback_address(peer) or any(h in request.headers for h in PROXY_HEADERS):
+        raise ApiError("forbidden", "the admin API answers loopback clients only")
+    host = _host_of(request.headers.get("host", ""))
+    if host is None or not is_loopback_name(host):
+        raise ApiError(
+            "forbidden",
+            "the admin API answers requests addressed to a loopback name only "
+            "(Host: 127.0.0.1, [::1] or localhost)",
+        )
+    origin = request.headers.get("origin")
+    if origin is not None:
+        parts = urlsplit(origin) if origin != "null" else None
+        if parts is None or parts.hostname is None or not is_loopback_name(parts.hostname):
+            raise ApiError("forbidden", f"the admin API refuses cross-origin requests ({origin})")
+    if request.method in ("POST", "PUT", "DELETE", "PATCH"):
+        kind = request.headers.get("content-type")
+        length = request.headers.get("content-length", "0")
+        has_body = length != "0" or "transfer-encoding" in request.headers
+        if (kind is not None or has_body) and (
+            kind is None or kind.split(";")[0].strip().lower() != "application/json"
+        ):
+            raise ApiError(
+                "invalid_request",
+                f"the admin API takes JSON bodies only: send Content-Type: application/json "
+                f"(got {kind or 'none'})",
+                status=415,
+            )
+    if token is not None:
+        scheme, _, sent = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            sent.strip().encode(), token.encode()
+        ):
+            raise ApiError(
+                "invalid_key", "the admin API needs its token: Authorization: Bearer <token>"
+            )
+
+
 def mount(mock: Mock) -> Mount:
     def guard(request: Request) -> None:
         request.state.rule = "admin"
-        client = request.client.host if request.client else ""
-        if not client.startswith(LOOPBACK):
-            raise ApiError("forbidden", "the admin API answers loopback clients only")
-        token = mock.settings.admin_token
-        if token is not None:
-            sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(sent.encode(), token.encode()):
-                raise ApiError(
-                    "invalid_key", "the admin API needs its token: Authorization: Bearer <token>"
-                )
+        check_request(request, mock.settings.admin_token)
+
+    async def index(request: Request) -> Response:
+        guard(request)
+        return _json(
+            {
+                "endpoints": [
+                    {"method": method, "path": path, "does": does}
+                    for method, path, does in ENDPOINTS
+                ]
+            }
+        )
 
     async def health(request: Request) -> Response:
         guard(request)
@@ -69,9 +161,22 @@ def mount(mock: Mock) -> Mount:
             return Response(status_code=204)
         try:
             document = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(
+                "invalid_request",
+                f"the body is not valid JSON ({exc}); send a scenario such as "
+                '{"rules": [{"name": "down", "error": {"status": 503}}]}',
+            ) from None
+        try:
             rules = rules_from_json(document)
-        except (orjson.JSONDecodeError, ValueError) as exc:
+        except ValueError as exc:
             raise ApiError("invalid_request", str(exc)) from None
+        names = [rule.name for rule in rules]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ApiError(
+                "invalid_request", f"rule names must be unique in a scenario; repeated: {twice}"
+            )
         if request.method == "PUT":
             mock.scenario.replace(rules)
         else:
@@ -87,6 +192,7 @@ def mount(mock: Mock) -> Mount:
     return Mount(
         PREFIX,
         routes=[
+            Route("/", index, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/journal", journal, methods=["GET", "DELETE"]),
             Route("/scenario", scenario, methods=["GET", "PUT", "POST", "DELETE"]),

@@ -16,18 +16,24 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver import admin, openapi, textgen, tokens
 from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
-from mockserver.delivery import ConnectionDropped, Delivery, deliver
+from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
-from mockserver.faults import broken_frames, error_event, header_fault
+from mockserver.faults import (
+    broken_body,
+    broken_frames,
+    check_single_frame,
+    error_event,
+    header_fault,
+)
 from mockserver.fim import parse_fim
-from mockserver.inbound import authenticate, header_delivery, read_body
+from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
 from mockserver.quota import Balance, RateLimiter
 from mockserver.resources import data_dir
@@ -166,6 +172,7 @@ def create_app(
         exception_handlers={
             ApiError: render_error,
             HTTPException: render_error,
+            ClientDisconnect: client_left,
             Exception: render_error,
         },
     )
@@ -224,15 +231,16 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
         raw = await read_body(request, settings.max_body_bytes)
         chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, request.url.path))
         request.state.stream = chat.stream
-        rule = header_fault(request.headers) or mock.scenario.decide(
-            chat, request.headers, dialect.name
-        )
-        request.state.rule = rule.name
-        if isinstance(rule.reply, ErrorReply):
-            raise error_from(rule.reply)
+        fault = header_fault(request.headers)
+        # The account admits the request before any rule sees it: a request refused with 429
+        # or 402 must not use up a rule's `times` (nor draw its probability).
         mock.balance.check()
         mock.limiter.acquire(era.concurrency_message)
         try:
+            rule = fault or mock.scenario.decide(chat, request.headers, dialect.name)
+            request.state.rule = rule.name
+            if isinstance(rule.reply, ErrorReply):
+                raise error_from(rule.reply)
             response = answer(
                 mock, dialect, chat, rule.reply, rule.delivery, request.headers, shape
             )
@@ -283,6 +291,9 @@ def answer(
     """The reply to a request that passed every check: rendered, encoded, delivered."""
     settings = mock.settings
     how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
+    if not chat.stream:
+        check_single_frame(how)
+    head_delay, how = hold_headers(how)
     model = chat.spec.response_model(chat.thinking)
     completion_id = dialect.completion_id(model, chat.stream)
     completion = mock.responder.complete(chat, reply, completion_id=completion_id, model=model)
@@ -302,18 +313,22 @@ def answer(
             media_type="text/event-stream; charset=utf-8",
             headers=headers | {"cache-control": "no-cache"},
             tracker=mock.bodies,
+            head_delay=head_delay,
         )
     rendered = shape.render(completion)
     if settings.self_check:
         _self_check(shape.body_schema, rendered)
-    body = dialect.dumps(rendered) if how.body is None else how.body.encode()
-    if how.is_plain:
+    body = broken_body(dialect.dumps(rendered), how, dialect.dumps)
+    if how.body is not None:
+        body = how.body.encode()
+    if how.is_plain and not head_delay:
         return Response(body, media_type="application/json", headers=headers)
     return BodyStream(
         deliver([body], how, keep_alive=b"\n", rng=rng),
         media_type="application/json",
         headers=headers,
         tracker=mock.bodies,
+        head_delay=head_delay,
     )
 
 
@@ -375,15 +390,17 @@ def _checked(schema: str, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str
 async def render_error(request: Request, exc: Exception) -> Response:
     """Every error, expected or not, in the dialect's own envelope."""
     mock: Mock = request.app.state.mock
+    unexpected = False
     if isinstance(exc, ApiError):
         error = exc
-    elif isinstance(exc, HTTPException):
-        error = ApiError.for_status(exc.status_code)
+    elif isinstance(exc, HTTPException):  # the router's 404 and 405 (with its Allow header)
+        error = ApiError.for_status(exc.status_code, headers=dict(exc.headers or {}))
     elif isinstance(exc, ConnectionDropped):
         error = ApiError("server_error")  # asked for: the response has started, nothing is sent
     else:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
         error = ApiError("server_error")
+        unexpected = True
     name = getattr(request.state, "dialect", None)
     dialect = DIALECTS[name] if name else mock.dialect_for(request.url.path)
     rendered = dialect.error(error, request.url.path)
@@ -396,6 +413,10 @@ async def render_error(request: Request, exc: Exception) -> Response:
         error.message or error.kind,
     )
     headers = error.headers | dialect.headers(None, False, request.headers)
+    if unexpected:
+        # uvicorn drops the connection after an unexpected error: say so, or a pooled client
+        # sends its next request on a socket that is about to close.
+        headers["connection"] = "close"
     return Response(
         rendered.body, status_code=rendered.status, media_type=rendered.media_type, headers=headers
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
 import importlib.metadata
@@ -59,6 +58,16 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {value!r}")
     return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0 (at most 3600), got {value!r}")
+    return seconds
 
 
 def _rate(value: str) -> tuple[int, float]:
@@ -246,6 +255,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("DEEPSEEK_MOCK_ADMIN_TOKEN"),
         help="require this bearer token on /__mock/ (env DEEPSEEK_MOCK_ADMIN_TOKEN)",
     )
+    ops.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds a client has to send a request's headers (from connecting, or from the "
+        "first byte of a later request on the same connection); then 408 and the socket closes",
+    )
+    ops.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds a client has to send a request's body once its headers are in; then 408",
+    )
+    ops.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="open connections held at once; the next one gets 503 and is closed "
+        "(default: the open-file limit less 64)",
+    )
     ops.add_argument("--journal-size", type=int, default=1000, help="exchanges kept in the journal")
     ops.add_argument(
         "--log-level",
@@ -290,6 +322,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         delivery=delivery,
         journal_size=args.journal_size,
         admin_token=args.admin_token,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
 
 
@@ -304,10 +339,8 @@ def settle_heap() -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from mockserver.app import create_app
-    from mockserver.server import KEEP_ALIVE_SECONDS
+    from mockserver.connections import MockUvicorn, uvicorn_config
     from mockserver.wire import install_log_filters
 
     logging.basicConfig(
@@ -347,18 +380,9 @@ def serve(args: argparse.Namespace) -> int:
         log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
     settle_heap()
-    config = uvicorn.Config(
-        app,
-        log_level=args.log_level,
-        lifespan="off",
-        backlog=2048,
-        log_config=None,
-        # A stalled or slow stream must not hold Ctrl-C hostage: after 2 s it is cut.
-        timeout_graceful_shutdown=2,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down and said so
-        uvicorn.Server(config).run(sockets=[sock])
+    # A stalled or slow stream must not hold Ctrl-C hostage: after 2 s it is cut, quietly.
+    config = uvicorn_config(app, settings, log_level=args.log_level)
+    MockUvicorn(config).run(sockets=[sock])
     return 0
 
 

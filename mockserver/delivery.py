@@ -7,6 +7,7 @@ each one is written. That keeps every fault a transform of a finished byte seque
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -91,6 +92,17 @@ class Delivery:
 
 
 PLAIN = Delivery()
+
+
+def hold_headers(how: Delivery) -> tuple[float, Delivery]:
+    """The wait before the status line, and the delivery of the body after it.
+
+    The first byte of an answer is its status line, so `first_byte` holds the headers back as
+    well, unless keep-alives come first: those are written while the answer is queued, after
+    the headers, as DeepSeek does."""
+    if not how.first_byte or how.keep_alives:
+        return 0.0, how
+    return how.first_byte, dataclasses.replace(how, first_byte=0.0)
 
 
 class ConnectionDropped(Exception):

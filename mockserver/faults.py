@@ -95,17 +95,42 @@ def broken_frames(frames: Iterable[bytes], how: Delivery, error_event: bytes) ->
         yield last
 
 
+IN_BAND_ERROR = {
+    "error": {
+        "message": "Internal error while generating the response",
+        "type": "server_error",
+        "param": None,
+        "code": "internal_error",
+    }
+}
+
+
 def error_event(dumps: Callable[[Any], bytes]) -> bytes:
     """An in-band error, OpenAI style: the openai SDK raises APIError when it reads one."""
-    payload = {
-        "error": {
-            "message": "Internal error while generating the response",
-            "type": "server_error",
-            "param": None,
-            "code": "internal_error",
-        }
-    }
-    return b"data: " + dumps(payload) + b"\n\n"
+    return b"data: " + dumps(IN_BAND_ERROR) + b"\n\n"
+
+
+def check_single_frame(how: Delivery) -> None:
+    """A non-streamed answer is one frame, frame 0: a fault asked for at a later frame could
+    never happen, so it is refused rather than silently ignored."""
+    for name in ("malformed_at", "error_at"):
+        n = getattr(how, name)
+        if n is not None and n > 0:
+            raise ApiError(
+                "invalid_request",
+                f"{name}={n} is past the end of a non-streamed answer, which is one frame "
+                f"(frame 0): use {name}=0, or ask for a stream",
+            )
+
+
+def broken_body(body: bytes, how: Delivery, dumps: Callable[[Any], bytes]) -> bytes:
+    """Frame 0 of a non-streamed answer, broken as asked: `error_at=0` is the in-band error
+    object (status 200), `malformed_at=0` the JSON cut mid-way."""
+    if how.error_at == 0:
+        return dumps(IN_BAND_ERROR)
+    if how.malformed_at == 0:
+        return body[: max(len(body) // 2, 1)]
+    return body
 
 
 FAULT_HEADER = "x-mock-fault"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from mockserver.delivery import PLAIN, Delivery
 from mockserver.dialects import Dialect
@@ -51,13 +53,30 @@ async def read_body(request: Request, limit: int) -> bytes:
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
-            break  # the client left mid-body; what arrived is what we judge
-        body += message.get("body", b"")
+            # The client left mid-body: there is nobody to answer, and nothing to judge.
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        body += chunk
         if len(body) > limit:
             raise too_large
         if not message.get("more_body", False):
             break
     return body
+
+
+class Unanswered(Response):
+    """The answer to a client that has already gone: nothing is sent, so the journal records
+    the exchange as incomplete, with no status."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=499)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+
+async def client_left(request: Request, exc: Exception) -> Response:
+    return Unanswered()
 
 
 def header_delivery(headers: Mapping[str, str]) -> Delivery:

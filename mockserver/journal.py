@@ -127,7 +127,7 @@ class Journal:
         self.bytes = 0  # what the kept entries hold, roughly
         self._changed = threading.Condition()
         self._seq = 0
-        self._recorded = 0
+        self._recorded = 0  # since the last clear: what wait_for counts, kept or dropped
 
     def next_seq(self) -> int:
         with self._changed:
@@ -157,14 +157,18 @@ class Journal:
         with self._changed:
             self._entries.clear()
             self.bytes = 0
+            self._recorded = 0
             self._changed.notify_all()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Entry]:
-        """Block until at least `count` entries are recorded; AssertionError after `timeout`."""
+        """Block until at least `count` exchanges have been recorded since the last clear, and
+        return the entries kept (the newest `size` of them, when more were recorded than the
+        journal keeps); AssertionError after `timeout`."""
         with self._changed:
-            if not self._changed.wait_for(lambda: len(self._entries) >= count, timeout):
+            if not self._changed.wait_for(lambda: self._recorded >= count, timeout):
                 raise AssertionError(
-                    f"journal has {len(self._entries)} entries, expected {count} within {timeout} s"
+                    f"journal has recorded {self._recorded} exchanges, expected {count} "
+                    f"within {timeout} s"
                 )
             return list(self._entries)
 

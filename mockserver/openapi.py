@@ -238,6 +238,66 @@ def _chat(dialect: Dialect) -> Json:
     }
 
 
+def _fim_request(era: Era) -> Json:
+    """FIM's request (no file under schemas/ describes it): the fields fim.py checks, as
+    DeepSeek's create-completion reference lists them."""
+    number = {"type": ["number", "null"]}
+    return {
+        "type": "object",
+        "required": ["model", "prompt"],
+        "properties": {
+            "model": {"type": "string", "enum": sorted(m for m, s in era.models.items() if s.fim)},
+            "prompt": {"type": ["string", "null"], "description": "null counts as empty"},
+            "suffix": {"type": ["string", "null"]},
+            "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 4096},
+            "logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
+            "echo": {"type": ["boolean", "null"]},
+            "stream": {"type": ["boolean", "null"]},
+            "stream_options": {"type": ["object", "null"]},
+            "stop": {
+                "anyOf": [
+                    {"type": "null"},
+                    {"type": "string"},
+                    {"type": "array", "maxItems": 16, "items": {"type": "string"}},
+                ]
+            },
+            "temperature": number | {"minimum": 0, "maximum": 2},
+            "top_p": number | {"minimum": 0, "maximum": 1},
+            "frequency_penalty": number | {"minimum": -2, "maximum": 2},
+            "presence_penalty": number | {"minimum": -2, "maximum": 2},
+        },
+    }
+
+
+def _fim(dialect: Dialect) -> Json:
+    name = dialect.name
+    chunk = _ref(f"{name}/completion-chunk.schema.json")
+    event = _sse_event(dialect) | {"properties": {"data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json", "contentSchema": chunk},
+    ]}}}  # fmt: skip
+    return {
+        "summary": f"Create a FIM (fill in the middle) completion ({dialect.title}, beta)",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": COMPONENTS + f"{name}.fim-request"}}
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "A completion (JSON), or with `stream: true` a stream of chunks",
+                "headers": _headers(dialect, success=True),
+                "content": {
+                    "application/json": {"schema": _ref(f"{name}/completion.schema.json")},
+                    "text/event-stream": {"schema": event},
+                },
+            },
+            **_errors(dialect, CHAT_ERRORS[name]),
+        },
+    }
+
+
 def _get(dialect: Dialect, what: str, *, needs_key: bool) -> Json:
     schema_name = f"{dialect.name}/{what}.schema.json"
     schema = _ref(schema_name) if schema_name in names() else {"type": "object"}
@@ -263,6 +323,8 @@ def dialect_document(prefix: str, dialect: Dialect, era: Era) -> Json:
     paths: Json = {}
     for path in dialect.chat_paths:
         paths[prefix + path] = {"post": _chat(dialect) | {"operationId": _op_id(dialect, path)}}
+    for path in dialect.fim_paths:
+        paths[prefix + path] = {"post": _fim(dialect) | {"operationId": _op_id(dialect, path)}}
     for what, group, needs_key in (
         ("models", dialect.models_paths, dialect.models_need_key),
         ("balance", dialect.balance_paths, True),
@@ -271,6 +333,8 @@ def dialect_document(prefix: str, dialect: Dialect, era: Era) -> Json:
             get = _get(dialect, what, needs_key=needs_key) | {"operationId": _op_id(dialect, path)}
             paths[prefix + path] = {"get": get}
     components = _components() | {f"{dialect.name}.request": _request_schema(dialect, era)}
+    if dialect.fim_paths:
+        components[f"{dialect.name}.fim-request"] = _fim_request(era)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -85,27 +85,46 @@ class Rule:
 GENERATED = Rule(name="generated")
 
 
+def draw(seed: int, rule: str, n: int) -> float:
+    """The n-th draw (from 0) of the rule named `rule`: the same in every run with this seed,
+    whatever other rules or requests came in between."""
+    return random.Random(f"{seed}\x00{rule}\x00{n}").random()
+
+
 class Scenario:
-    """The server's rules. Read on the event loop, replaced from a test's thread."""
+    """The server's rules. Read on the event loop, replaced from a test's thread.
+
+    A `probability` rule decides the n-th request that reaches it and matches by its own n-th
+    draw, so its outcomes do not shift when other rules' requests arrive in another order.
+    """
 
     def __init__(self, rules: Sequence[Rule] = (), *, seed: int = 0) -> None:
         self._lock = threading.Lock()
         self._seed = seed
         self._rules: tuple[Rule, ...] = ()
         self._uses: list[int] = []
-        self._rng = random.Random(seed)
+        self._draws: list[int] = []  # per rule: how many matching requests it has drawn for
         self.replace(rules)
 
     def replace(self, rules: Iterable[Rule]) -> None:
         with self._lock:
             self._rules = tuple(rules)
             self._uses = [0] * len(self._rules)
-            self._rng = random.Random(self._seed)
+            self._draws = [0] * len(self._rules)
 
     def add(self, rule: Rule) -> None:
+        """After the others; a rule with a name already in use replaces that rule where it
+        stands (counting its uses from 0), so adding the same scenario twice changes nothing."""
         with self._lock:
-            self._rules += (rule,)
-            self._uses.append(0)
+            names = [existing.name for existing in self._rules]
+            if rule.name in names:
+                i = names.index(rule.name)
+                self._rules = (*self._rules[:i], rule, *self._rules[i + 1 :])
+                self._uses[i] = self._draws[i] = 0
+            else:
+                self._rules += (rule,)
+                self._uses.append(0)
+                self._draws.append(0)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -130,8 +149,11 @@ class Scenario:
                     continue
                 if not rule.match(chat, headers, dialect):
                     continue
-                if rule.probability < 1.0 and self._rng.random() >= rule.probability:
-                    continue
+                if rule.probability < 1.0:
+                    n = self._draws[i]
+                    self._draws[i] += 1
+                    if draw(self._seed, rule.name, n) >= rule.probability:
+                        continue
                 self._uses[i] += 1
                 return rule
         return GENERATED

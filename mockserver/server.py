@@ -12,18 +12,12 @@ import threading
 from types import TracebackType
 from typing import Self
 
-import uvicorn
-
 from mockserver.app import Mock, create_app
+from mockserver.connections import MockUvicorn, uvicorn_config
 from mockserver.journal import Journal
 from mockserver.scenario import Rule, Scenario
 from mockserver.settings import Settings
 from mockserver.wire import install_log_filters
-
-# Clients (httpx, and so the openai SDK) drop idle pooled connections after 5 s, which is also
-# uvicorn's default: a request sent on a connection the server is closing at that moment fails.
-# Outlasting the clients means they always close first.
-KEEP_ALIVE_SECONDS = 75
 
 
 class MockServer:
@@ -43,16 +37,8 @@ class MockServer:
         host, port = self._socket.getsockname()[:2]
         self.port: int = port
         self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_config=None,  # the host process (pytest, an app) owns logging
-            log_level=log_level,
-            timeout_graceful_shutdown=2,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            backlog=2048,
-        )
-        self._server = uvicorn.Server(config)
+        # The host process (pytest, an app) owns logging: uvicorn_config sets no log config.
+        self._server = MockUvicorn(uvicorn_config(self.app, self.settings, log_level=log_level))
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
@@ -86,8 +72,10 @@ class MockServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and free the port; safe before `start()` and when called twice."""
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=10)
         self._socket.close()
         if self._thread.is_alive():  # pragma: no cover - a hung shutdown is a bug to see
             raise RuntimeError("mock server still running 10 s after shutdown was requested")

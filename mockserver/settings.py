@@ -28,6 +28,13 @@ class Settings:
     balance_tokens: int | None = None  # tokens the account may spend; then 402 (None: unlimited)
     journal_size: int = 1000
     admin_token: str | None = None  # when set, /__mock/ asks for `Authorization: Bearer <token>`
+    # The socket edge (mockserver/connections.py): a request that takes longer to arrive gets
+    # 408 and its connection closed; connections past the cap get 503 and are closed.
+    header_timeout: float = (
+        10.0  # seconds for a request's headers, from its connection or first byte
+    )
+    body_timeout: float = 30.0  # seconds for its body, from the end of the headers
+    max_connections: int | None = None  # None: the open-file limit less 64
     self_check: bool = False  # validate every response against schemas/ before it is sent
     era: str | None = None  # a date or an era's name (see --era); None: the newest era
     catalogs: tuple[Path, ...] = ()  # catalogue files that replace a dialect's packaged one

@@ -44,8 +44,10 @@ class BodyStream:
         media_type: str,
         headers: Mapping[str, str] | None = None,
         tracker: OpenBodies | None = None,
+        head_delay: float = 0.0,
     ) -> None:
         self.body = body
+        self.head_delay = head_delay  # seconds before the status line (a client leaving ends it)
         self.tracker = tracker or OpenBodies()
         self.finished: Callable[[], None] | None = None  # called once the body is done, however
         self.status = status
@@ -71,6 +73,8 @@ class BodyStream:
 
             group.start_soon(watch_for_disconnect)
             try:
+                if self.head_delay:
+                    await anyio.sleep(self.head_delay)
                 await send(
                     {"type": "http.response.start", "status": self.status, "headers": self.headers}
                 )

@@ -3,6 +3,7 @@ server. The texts are the ones fixtures/catalog/deepseek.json quotes with their 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from mockserver.settings import Settings
 
 Json = dict[str, Any]
 AUTH = {"Authorization": "Bearer sk-test"}
-HI = [{"role": "user", "content": "hi"}]
+HI: list[Json] = [{"role": "user", "content": "hi"}]
 TOOL: Json = {
     "type": "function",
     "function": {
@@ -538,7 +539,6 @@ def test_strict_tools_on_beta_get_arguments_that_fit(mock_now: MockServer) -> No
     calls = post(mock_now, body, path="/beta/chat/completions").json()["choices"][0]["message"][
         "tool_calls"
     ]
-    import json
 
     arguments = json.loads(calls[0]["function"]["arguments"])
     assert set(arguments) == {"city", "days"} and 1 <= arguments["days"] <= 3
@@ -566,7 +566,7 @@ def test_strict_tools_on_beta_get_arguments_that_fit(mock_now: MockServer) -> No
 
 def test_concurrency_429_has_deepseeks_whole_text_and_no_retry_after() -> None:
     with MockServer(Settings(port=0, max_concurrent=1)) as server:
-        slow = {"X-Mock-Delivery": "first_byte=5", **AUTH}
+        slow = {"X-Mock-Delivery": "stall_after=1", **AUTH}  # holds its slot
         with (
             httpx.Client(timeout=30) as client,
             client.stream(
@@ -601,7 +601,6 @@ def test_packaged_catalogues_are_valid(dialect: str) -> None:
 
 
 def test_a_catalogue_file_adds_a_model_and_a_user_can_serve_it(tmp_path: Any) -> None:
-    import json
 
     document = json.loads((data_dir("fixtures") / "catalog" / "deepseek.json").read_text("utf-8"))
     document["models"].append(

@@ -169,6 +169,22 @@ def test_unknown_path_and_method_answer_in_the_envelope(mock: MockServer) -> Non
     check_envelope(httpx.get(mock.url + "/deepseek/nothing"), "acedata", 404)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/chat/completions", "POST"),
+        ("DELETE", "/models", "GET, HEAD"),
+        ("GET", "/__mock/reset", "POST"),
+    ],
+)
+def test_a_405_says_which_methods_are_allowed(
+    mock: MockServer, method: str, path: str, allow: str
+) -> None:
+    response = httpx.request(method, mock.url + path, headers=AUTH)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == set(allow.split(", "))
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_wrong_key_with_a_key_list(dialect: str) -> None:
     with MockServer(Settings(port=0, era=LATE_2025, api_keys=("sk-right-key-0001",))) as strict:

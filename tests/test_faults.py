@@ -412,8 +412,11 @@ def test_concurrency_limit_is_exact() -> None:
                     for _ in range(5)
                 ]
                 opened = [await s.__aenter__() for s in streams]
-                for response in opened:  # all five are in flight once each has sent a frame
-                    await response.aiter_lines().__anext__()
+                # Kept referenced: a dropped line iterator is finalised, which can close its
+                # stream and free a slot while the test still counts on it.
+                lines = [response.aiter_lines() for response in opened]
+                for line in lines:  # all five are in flight once each has sent a frame
+                    await line.__anext__()
                 plain = {"model": "deepseek-chat", "messages": MESSAGES}
                 extra = await asyncio.gather(
                     *(
@@ -518,3 +521,87 @@ def test_plain_option_and_unknown_fault_words() -> None:
         parse_fault("bogus")
     with pytest.raises(ValueError, match=r"x0 would never answer"):
         parse_fault("503x0")
+
+
+@pytest.mark.parametrize(
+    ("limits", "refused"),
+    [({"rate_limit": 1, "rate_window": 60}, 429), ({"balance_tokens": 1}, 402)],
+    ids=["rate limit", "balance"],
+)
+def test_a_refused_request_does_not_use_up_a_rule(limits: dict[str, Any], refused: int) -> None:
+    """strict=True counts `times`: a request the account refuses was never answered by it."""
+    with MockServer(Settings(port=0, era=LATE_2025, **limits)) as server:
+        body = {"model": "deepseek-chat", "messages": MESSAGES}
+        assert httpx.post(server.url + "/chat/completions", json=body, headers=AUTH).is_success
+        server.add(Rule(name="once", reply=ErrorReply(status=503), times=1))
+        again = httpx.post(server.url + "/chat/completions", json=body, headers=AUTH)
+        assert again.status_code == refused
+        assert server.scenario.uses()["once"] == 0
+        assert server.journal.entries()[-1].rule is None  # no rule answered it
+
+
+def test_each_rules_draws_do_not_depend_on_the_order_requests_arrive() -> None:
+    """Two probability rules, the same requests in two orders: each rule takes the same ones
+    of the requests it sees, counted in its own order."""
+
+    def run(order: list[bool]) -> dict[bool, list[int]]:
+        with MockServer(Settings(port=0, era=LATE_2025, seed=42)) as server:
+            for stream in (True, False):
+                server.add(
+                    Rule(
+                        name=f"flaky stream={stream}",
+                        match=Match(stream=stream),
+                        reply=ErrorReply(status=500),
+                        probability=0.5,
+                    )
+                )
+            seen: dict[bool, list[int]] = {True: [], False: []}
+            for stream in order:
+                body = {"model": "deepseek-chat", "messages": MESSAGES, "stream": stream}
+                status = httpx.post(
+                    server.url + "/chat/completions", json=body, headers=AUTH
+                ).status_code
+                seen[stream].append(status)
+            return seen
+
+    grouped = run([True] * 12 + [False] * 12)
+    interleaved = run([True, False] * 12)
+    assert grouped == interleaved
+    assert 0 < grouped[True].count(500) < 12 and 0 < grouped[False].count(500) < 12
+
+
+def test_frame_0_faults_break_a_non_streamed_body(mock: MockServer) -> None:
+    """A non-streamed answer is one frame: malformed_at=0 cuts its JSON, error_at=0 is the
+    in-band error object with status 200."""
+    body = {"model": "deepseek-chat", "messages": MESSAGES}
+    garbled = httpx.post(
+        mock.url + "/chat/completions",
+        json=body,
+        headers=AUTH | {"X-Mock-Delivery": "malformed_at=0"},
+    )
+    assert garbled.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(garbled.content)
+    mock.add(Rule(name="in-band", delivery=Delivery(error_at=0)))
+    with sdk(mock) as client:
+        reply = ask(client)
+    assert reply.model_extra is not None and reply.model_extra["error"]["type"] == "server_error"
+
+
+@pytest.mark.parametrize("fault", ["malformed_at=3", "error_at=1"])
+def test_a_later_frame_fault_on_a_non_streamed_body_is_refused(
+    mock: MockServer, fault: str
+) -> None:
+    body = {"model": "deepseek-chat", "messages": MESSAGES}
+    for header in ("X-Mock-Fault", "X-Mock-Delivery"):
+        refused = httpx.post(
+            mock.url + "/chat/completions", json=body, headers=AUTH | {header: fault}
+        )
+        assert refused.status_code == 400
+        assert "past the end of a non-streamed answer" in refused.json()["error"]["message"]
+    streamed = httpx.post(
+        mock.url + "/chat/completions",
+        json=body | {"stream": True},
+        headers=AUTH | {"X-Mock-Fault": fault},
+    )
+    assert streamed.status_code == 200

@@ -91,6 +91,18 @@ def test_wait_for_fails_clearly_instead_of_hanging() -> None:
         Journal().wait_for(1, timeout=0.05)
 
 
+def test_wait_for_counts_past_what_the_journal_keeps() -> None:
+    journal = Journal(size=3)
+    for seq in range(1, 6):
+        journal.record(Entry(seq=seq, method="GET", path="/"))
+    assert [e.seq for e in journal.wait_for(5, timeout=0.05)] == [3, 4, 5]
+    with pytest.raises(AssertionError, match=r"recorded 5 exchanges, expected 6 within"):
+        journal.wait_for(6, timeout=0.05)
+    journal.clear()  # counts start again
+    with pytest.raises(AssertionError, match=r"recorded 0 exchanges, expected 1 within"):
+        journal.wait_for(1, timeout=0.05)
+
+
 def test_admin_api_replaces_rules_and_reads_the_journal(mock: MockServer) -> None:
     admin = mock.url + "/__mock"
     scenario = {"rules": [{"name": "down", "times": 1, "error": {"status": 503}}]}

@@ -47,7 +47,10 @@ def test_each_dialect_serves_its_surface(mock: MockServer, dialect: str) -> None
     document = fetch(mock, DOCUMENTS[dialect])
     prefix = "/aimlapi" if dialect == "aimlapi" else ""
     spec = DIALECTS[dialect]
-    served = {prefix + p for p in (*spec.chat_paths, *spec.models_paths, *spec.balance_paths)}
+    served = {
+        prefix + p
+        for p in (*spec.chat_paths, *spec.fim_paths, *spec.models_paths, *spec.balance_paths)
+    }
     assert set(document["paths"]) == served
     assert document["components"]["securitySchemes"]["bearer"] == {
         "type": "http",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import zipfile
@@ -61,7 +63,7 @@ def test_only_the_edges_import_uvicorn_and_pytest() -> None:
     for module in PACKAGE.rglob("*.py"):
         imported = {i.split(".")[0] for i in _imports(module)}
         if "uvicorn" in imported:
-            assert module.stem in ("server", "cli"), module.name
+            assert module.stem in ("server", "cli", "connections"), module.name
         if "pytest" in imported:
             assert module.stem == "pytest_plugin", module.name
 
@@ -187,6 +189,10 @@ def test_a_wheel_works_on_its_own(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "mockserver/_schemas/deepseek/chat-completion.schema.json" in names
     assert "mockserver/_fixtures/replies/captured.json" in names
+    (license,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license).startswith(b"MIT License")
+    metadata = zipfile.ZipFile(wheel).read(license.replace("licenses/LICENSE", "METADATA"))
+    assert b"License-Expression: MIT" in metadata
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Away from the checkout, with the wheel's copy first on the path: it must find its own
@@ -216,10 +222,24 @@ def test_readme_scenario_examples_are_valid() -> None:
     from mockserver.scenario import rules_from_json
 
     readme = (ROOT / "README.md").read_text("utf-8")
-    blocks = [b.split("```", 1)[0] for b in readme.split("```json\n")[1:]]
-    assert blocks, "the README shows a scenario file"
-    for block in blocks:
-        assert rules_from_json(json.loads(block))
+    blocks = [json.loads(b.split("```", 1)[0]) for b in readme.split("```json\n")[1:]]
+    scenarios = [block for block in blocks if "rules" in block]
+    assert scenarios, "the README shows a scenario file"
+    for block in scenarios:
+        assert rules_from_json(block)
+
+
+def test_readme_catalogue_entry_adds_a_model() -> None:
+    from mockserver.catalog import catalog_from_json
+    from mockserver.schemas import problems
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    blocks = [json.loads(b.split("```", 1)[0]) for b in readme.split("```json\n")[1:]]
+    (entry,) = [block for block in blocks if "family" in block]
+    document = json.loads((ROOT / "fixtures" / "catalog" / "deepseek.json").read_text("utf-8"))
+    document["models"].append(entry)
+    assert problems("catalog.schema.json", document) == []
+    assert entry["id"] in catalog_from_json(document).newest.models
 
 
 def test_readme_first_screen_shows_the_two_commands() -> None:
@@ -266,3 +286,53 @@ def test_check_names_the_file_once_and_the_broken_rule(
     assert cli.main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count(str(bad)) == 1 and "$.rules[0].match.prompt" in err
+
+
+@pytest.mark.parametrize("how", ["environment", "make variable"])
+def test_make_serve_takes_the_port_and_host_it_is_given(how: str) -> None:
+    with socket.socket() as probe:  # a port nobody uses: make serve must not fall back to 8000
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "MAKEFLAGS")}
+    command = ["make", "--no-print-directory", "serve"]
+    if how == "environment":
+        env |= {"DEEPSEEK_MOCK_HOST": "localhost", "DEEPSEEK_MOCK_PORT": str(port)}
+    else:
+        command += ["HOST=localhost", f"PORT={port}"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # Ctrl-C goes to make and the server alike, as in a terminal
+    )
+    try:
+        assert _base_url(process) == f"http://localhost:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server is the failure to see
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+
+
+def test_the_readme_module_table_names_the_modules_that_exist() -> None:
+    """Every module is in the table, and everything in it exists (the dialect modules are
+    listed after their folder, `dialects/`)."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    table = readme.split("| Module | Job |", 1)[1].split("\n\n", 1)[0]
+    named = re.findall(r"`(\w+)(\.py|/)`", table)
+    folders = [name for name, kind in named if kind == "/"]
+    assert all((PACKAGE / folder / "__init__.py").exists() for folder in folders), folders
+    listed: set[str] = set()
+    for name, kind in named:
+        if kind == ".py":
+            where = [f"{p}{name}.py" for p in ["", *(f"{f}/" for f in folders)]]
+            found = [path for path in where if (PACKAGE / path).exists()]
+            assert found, f"the README names {name}.py, which does not exist"
+            listed |= set(found)
+    modules = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
+    assert modules - {m for m in modules if m.endswith("__init__.py")} == listed

@@ -67,6 +67,7 @@ def refused_on_purpose(body: Json, dialect: str) -> bool:
         (spec.thinking and (body.get("logprobs") or body.get("top_logprobs") is not None))
         or any(i != len(messages) - 1 or messages[i]["role"] != "assistant" for i in prefixed)
         or (prefixed and "prefix_beta_only" in era.checks)  # sent to /chat/completions
+        or any(m["role"] not in era.roles for m in messages)
         or ("image_input" in era.checks and any(p.get("type") != "text" for p in parts))
         or (
             "json_schema_unavailable" in era.checks

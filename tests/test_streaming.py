@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any, cast
 
 import httpx
@@ -374,3 +375,22 @@ def test_hundreds_of_concurrent_streams_complete(mock: MockServer) -> None:
     assert len({chunks[0]["id"] for chunks in results}) == count
     entries = mock.journal.wait_for(count)
     assert all(entry.complete for entry in entries)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+def test_first_byte_holds_back_the_headers_too(mock: MockServer, stream: bool) -> None:
+    """The first byte of an answer is its status line: a client's time to first byte (and its
+    connect-to-headers timeout) sees the whole wait."""
+    body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": "Bearer sk-test", "X-Mock-Delivery": "first_byte=0.4"}
+    with httpx.Client(base_url=mock.url) as client:
+        started = time.perf_counter()
+        with client.stream(
+            "POST", "/chat/completions", json=body | {"stream": stream}, headers=headers
+        ) as response:
+            waited = time.perf_counter() - started
+            response.read()
+    assert response.status_code == 200
+    assert waited >= 0.4
+    (entry,) = mock.journal.entries()
+    assert entry.ttfb_ms is not None and entry.ttfb_ms >= 400

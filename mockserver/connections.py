@@ -1,0 +1,218 @@
+"""The socket edge: how long a client may take to send a request, how many connections are
+held at once, and a stop that is quiet and clean.
+
+uvicorn closes idle keep-alive connections, but it has no deadline for a request that is still
+arriving: a client that sends half a header line (slowloris), nothing at all, or a body one byte
+at a time holds its socket forever, and enough of them exhaust the file limit. The protocol
+below adds the two deadlines and a cap on open connections; everything else is uvicorn's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from asyncio import TimerHandle
+from types import FrameType
+from typing import Any, cast
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from mockserver.settings import Settings
+
+log = logging.getLogger("mockserver")
+
+# Clients (httpx, and so the openai SDK) drop idle pooled connections after 5 s, which is also
+# uvicorn's default: a request sent on a connection the server is closing at that moment fails.
+# Outlasting the clients means they always close first.
+KEEP_ALIVE_SECONDS = 75
+# Descriptors kept back from the connection cap for everything else the process opens.
+FILE_RESERVE = 64
+GRACE_SECONDS = 2.0  # a clean stop waits this long for answers still being written
+
+
+def connection_cap(settings: Settings) -> int:
+    """`max_connections`, or the open-file limit less a reserve: past the file limit the
+    server could not accept anyone, so it refuses the excess itself instead."""
+    if settings.max_connections is not None:
+        return settings.max_connections
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not a Unix: its usual default
+        return 512 - FILE_RESERVE
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:  # pragma: no cover - no limit set
+        soft = 65536
+    return max(soft - FILE_RESERVE, 16)
+
+
+def _plain(status: bytes, text: str) -> bytes:
+    body = text.encode()
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+    )
+
+
+class MockConfig(uvicorn.Config):
+    """uvicorn's settings plus the mock's own, which the protocol reads."""
+
+    def __init__(self, app: Any, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.mock_settings = settings
+        self.max_connections = connection_cap(settings)
+
+
+class GuardedHttp(HttpToolsProtocol):
+    """httptools' protocol with a deadline for the headers, one for the body, and a cap.
+
+    The header deadline runs from the moment the connection opens, or from the first byte of a
+    later request on a kept-alive connection (the wait between requests is uvicorn's keep-alive
+    timeout). The body deadline runs from the end of the headers. A request that misses one gets
+    408 and its connection is closed; the handler still waiting for the body sees the client
+    leave, so the journal records the exchange as incomplete.
+    """
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        mock_config = config if isinstance(config, MockConfig) else None
+        settings = mock_config.mock_settings if mock_config else Settings()
+        self.header_timeout = settings.header_timeout
+        self.body_timeout = settings.body_timeout
+        self.max_connections = mock_config.max_connections if mock_config else None
+        self.read_deadline: TimerHandle | None = None
+        self.request_begun = False
+        self.refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.max_connections is not None and len(self.connections) >= self.max_connections:
+            self.transport = cast(asyncio.Transport, transport)  # connection_lost closes it
+
+            self.refused = True
+            log.warning(
+                "refused a connection: %d are open (--max-connections)", self.max_connections
+            )
+            self.transport.write(
+                _plain(
+                    b"503 Service Unavailable",
+                    f"too many open connections: the server holds at most "
+                    f"{self.max_connections} (--max-connections)\n",
+                )
+            )
+            self.transport.close()
+            return
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm(self.header_timeout, "headers")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self.refused:  # at the cap: nothing else was set up
+            self.transport.close()
+            return
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.request_begun = True
+        if self.read_deadline is None:  # a later request on a kept-alive connection
+            self._arm(self.header_timeout, "headers")
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        self._arm(self.body_timeout, "body")
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self.request_begun = False
+        super().on_message_complete()
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self.read_deadline = self.loop.call_later(seconds, self._too_slow, seconds, what)
+
+    def _disarm(self) -> None:
+        if self.read_deadline is not None:
+            self.read_deadline.cancel()
+            self.read_deadline = None
+
+    def _too_slow(self, seconds: float, what: str) -> None:
+        self.read_deadline = None
+        if self.transport.is_closing():
+            return
+        cycle: RequestResponseCycle | None = self.cycle  # None before the first request
+        answered = cycle is not None and cycle.response_started
+        if self.request_begun and not answered:
+            option = "--header-timeout" if what == "headers" else "--body-timeout"
+            log.info("408: the request %s did not arrive within %g s (%s)", what, seconds, option)
+            self.transport.write(
+                _plain(
+                    b"408 Request Timeout",
+                    f"the request {what} did not arrive within {seconds:g} s ({option})\n",
+                )
+            )
+        self.transport.close()
+
+
+class MockUvicorn(uvicorn.Server):
+    """A stop (Ctrl-C, SIGTERM, `MockServer.stop()`) that is quiet and exits 0.
+
+    Answers still being written get `GRACE_SECONDS`; then their sockets are closed, so each
+    handler sees its client leave and ends the way it does for any client that leaves: no
+    cancelled tasks, no tracebacks. A second Ctrl-C skips the wait.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn re-raises the signal after its shutdown, which turns a clean SIGTERM into
+        # exit status 143; the signal has done its job once the server has stopped.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        log.info("shutting down")
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        state = self.server_state
+        for connection in list(state.connections):
+            connection.shutdown()  # idle ones close now, busy ones after their answer
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GRACE_SECONDS
+        while (state.connections or state.tasks) and not self.force_exit:
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        if state.connections:
+            log.info("cut %d connection(s) still open at shutdown", len(state.connections))
+            for connection in list(state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=GRACE_SECONDS)
+        for task in list(state.tasks):  # pragma: no cover - a handler that ignored its client
+            task.cancel()
+        for server in self.servers:
+            await server.wait_closed()
+
+
+def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> MockConfig:
+    """The one uvicorn configuration the command line and `MockServer` share."""
+    return MockConfig(
+        app,
+        settings,
+        http=GuardedHttp,
+        lifespan="off",
+        backlog=2048,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # The admin API trusts loopback peers: the peer must be the socket's, never an address
+        # a client wrote into X-Forwarded-For.
+        proxy_headers=False,
+        log_config=None,
+        **kwargs,
+    )
