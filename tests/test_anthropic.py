@@ -16,6 +16,7 @@ from anthropic.types import Message, MessageParam, TextBlock, ThinkingBlock, Too
 from mockserver import ErrorReply, MockServer, Reply, Rule, ToolCall
 
 Json = dict[str, Any]
+KEYS = {"x-api-key": "sk-a"}
 HI: list[MessageParam] = [{"role": "user", "content": "hi"}]
 WEATHER: ToolParam = {
     "name": "get_weather",
@@ -518,6 +519,17 @@ def test_unknown_paths_under_anthropic_answer_in_its_envelope(mock_now: MockServ
         "type": "error",
         "error": {"type": "not_found_error", "message": "Not Found"},
     }
+    wrong_method = httpx.get(mock_now.url_for("anthropic") + "/v1/messages", headers=KEYS)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_help_shows_the_anthropic_base_url(capsys: pytest.CaptureFixture[str]) -> None:
+    from mockserver import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    assert "ANTHROPIC_BASE_URL=http://127.0.0.1:8000/anthropic claude" in capsys.readouterr().out
 
 
 def test_plugin_fixture_talks_to_the_anthropic_surface(

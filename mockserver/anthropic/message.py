@@ -123,7 +123,7 @@ TYPES = {
 MESSAGES: dict[Kind, str] = {
     "invalid_request": "Invalid request",
     "invalid_parameters": "Invalid request",
-    "missing_key": "Authentication Fails (auth header format should be Bearer sk-... or x-api-key)",
+    "missing_key": "Authentication Fails (auth header format should be Bearer sk-...)",
     "invalid_key": "Authentication Fails (no such user)",
     "forbidden": "Permission denied",
     "insufficient_balance": "Insufficient Balance",
