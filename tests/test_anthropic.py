@@ -654,3 +654,19 @@ def test_metadata_user_id_isolates_the_prompt_cache(client: anthropic.Anthropic)
     assert hits("alice") == 0
     assert hits("bob") == 0  # another user's cache
     assert hits("alice")
+
+
+@pytest.mark.parametrize("variable", ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"])
+def test_the_environment_claude_code_reads_points_the_sdk_here(
+    mock_now: MockServer, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """The README's variables, which the SDK reads as Claude Code does."""
+    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", mock_now.url + "/anthropic")
+    monkeypatch.setenv(variable, "sk-anything")
+    with anthropic.Anthropic(max_retries=0) as sdk:
+        message = sdk.messages.create(model="deepseek-flash", max_tokens=10, messages=HI)
+    assert message.type == "message"
+    (entry,) = mock_now.journal.entries()
+    assert {"authorization", "x-api-key"} & set(entry.headers)
