@@ -18,9 +18,11 @@ import pytest
 
 from contract_tests.drift import Drift
 from contract_tests.target import (
+    CONTRACT_DIALECTS,
     DEFAULT_EXAMPLES,
     DEFAULT_LIVE_BUDGET,
     MOCK_KEY,
+    SURFACES,
     Budget,
     Target,
     check_base_url,
@@ -32,7 +34,6 @@ from contract_tests.target import (
     select_dialects,
 )
 from contract_tests.wire import ApiClient
-from mockserver.dialects import DIALECTS
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 
@@ -96,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
             # Before collection, so nothing has been sent; only variable names are printed.
             raise pytest.UsageError(
                 f"--live needs {' and '.join(missing)} (the API key of "
-                f"{', '.join(d for d in dialects if DIALECTS[d].key_env in missing)}); "
+                f"{', '.join(d for d in dialects if CONTRACT_DIALECTS[d].key_env in missing)}); "
                 "set it in the environment. Nothing was sent."
             )
         check_base_url(env.get("CONTRACT_BASE_URL", ""))
@@ -116,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 APPLIES = "applies_to"
+WIRE = {name: name for name in SURFACES}  # a surface's own name is its wire format
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -127,7 +129,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker(APPLIES)
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("target") if callspec is not None else None
-        applies = marker is None or name is None or bool(marker.args[0](DIALECTS[name]))
+        dialect = CONTRACT_DIALECTS[name] if name is not None else None
+        applies = marker is None or dialect is None or bool(marker.args[0](dialect))
+        # Each test module checks one wire format: chat completions unless it says `WIRE`.
+        wire = getattr(getattr(item, "module", None), "WIRE", "chat")
+        applies = applies and (name is None or wire == WIRE.get(name, "chat"))
         (keep if applies else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -154,7 +160,9 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if run.live:
         yield live_target(dialect, os.environ)
         return
-    settings = Settings(port=0, dialect=dialect, api_keys=(MOCK_KEY,))
+    # A surface is served by the dialect whose catalogue it answers in.
+    served_by = CONTRACT_DIALECTS[dialect].catalog_name or dialect
+    settings = Settings(port=0, dialect=served_by, api_keys=(MOCK_KEY,))
     with MockServer(settings) as server:
         yield mock_target(dialect, server.url)
 

@@ -64,7 +64,8 @@ def _unconditional(node: Node, depth: int = 0) -> Iterator[Node]:
 
 
 def _admits(node: Node, instance: object) -> bool:
-    """A cheap fit test for choosing `anyOf` branches: type, const and enum only."""
+    """A cheap fit test for choosing `anyOf` branches: type, const and enum, and the `const`
+    of a property the instance has (a discriminator such as an event's `type`)."""
     for schema, _ in _unconditional(node):
         if "type" in schema and not _type_fits(schema["type"], instance):
             return False
@@ -72,6 +73,12 @@ def _admits(node: Node, instance: object) -> bool:
             return False
         if "enum" in schema and instance not in schema["enum"]:
             return False
+        properties = schema.get("properties")
+        if isinstance(instance, dict) and isinstance(properties, dict):
+            for name, sub in properties.items():
+                pinned = isinstance(sub, dict) and "const" in sub and name in instance
+                if pinned and instance[name] != sub["const"]:
+                    return False
     return True
 
 

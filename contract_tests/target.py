@@ -12,8 +12,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mockserver.anthropic import ANTHROPIC
 from mockserver.catalog import Era, era_moment
 from mockserver.dialects import DIALECTS, Dialect
+
+# Other wire formats a provider serves (checked by their own test modules, which say so with a
+# module-level `WIRE`); "all" means the three chat dialects, a mock run checks these as well.
+SURFACES: dict[str, Dialect] = {ANTHROPIC.name: ANTHROPIC}
+CONTRACT_DIALECTS: dict[str, Dialect] = {**DIALECTS, **SURFACES}
 
 MOCK_KEY = "sk-contract"  # the only key the suite's own mocks accept, so a wrong one gets a 401
 # Never a real key: the 401 case sends this one on purpose.
@@ -57,7 +63,7 @@ def select_dialects(requested: Iterable[str], *, live: bool, env: Mapping[str, s
     dialect against the mock, `CONTRACT_DIALECT` (or deepseek) live."""
     raw = list(requested)
     if not raw:
-        raw = [env.get("CONTRACT_DIALECT") or "deepseek"] if live else ["all"]
+        raw = [env.get("CONTRACT_DIALECT") or "deepseek"] if live else ["all", *SURFACES]
     chosen: list[str] = []
     for item in raw:
         for name in (part.strip() for part in item.split(",")):
@@ -65,11 +71,12 @@ def select_dialects(requested: Iterable[str], *, live: bool, env: Mapping[str, s
                 continue
             if name == "all":
                 names = list(DIALECTS)
-            elif name in DIALECTS:
+            elif name in CONTRACT_DIALECTS:
                 names = [name]
             else:
                 raise pytest.UsageError(
-                    f"unknown contract dialect {name!r}; choose from: all, {', '.join(DIALECTS)}"
+                    f"unknown contract dialect {name!r}; "
+                    f"choose from: all, {', '.join(CONTRACT_DIALECTS)}"
                 )
             chosen += [n for n in names if n not in chosen]
     if not chosen:
@@ -92,7 +99,8 @@ def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 def missing_keys(dialects: Iterable[str], env: Mapping[str, str]) -> list[str]:
     """The key variables a live run needs but does not have."""
-    return [DIALECTS[d].key_env for d in dialects if not env.get(DIALECTS[d].key_env, "").strip()]
+    needed = dict.fromkeys(CONTRACT_DIALECTS[d].key_env for d in dialects)
+    return [key for key in needed if not env.get(key, "").strip()]
 
 
 def era_of(dialect: str, env: Mapping[str, str]) -> Era:
@@ -103,13 +111,15 @@ def era_of(dialect: str, env: Mapping[str, str]) -> Era:
         moment = era_moment(env.get("CONTRACT_ERA") or None, catalogs)
     except ValueError as exc:
         raise pytest.UsageError(f"CONTRACT_ERA: {exc}") from None
-    return DIALECTS[dialect].catalog.at(moment)
+    return CONTRACT_DIALECTS[dialect].catalog.at(moment)
 
 
 def check_models(dialects: Iterable[str], env: Mapping[str, str]) -> None:
     """A model the era does not serve would fail every test with the provider's 400: say so
     once, before anything is sent."""
     for dialect in dialects:
+        if dialect not in DIALECTS:
+            continue  # the Anthropic surface maps any model name itself (claude-*, unknown)
         spec = DIALECTS[dialect]
         model = env.get("CONTRACT_MODEL") or spec.default_model
         era = era_of(dialect, env)
@@ -134,14 +144,14 @@ def check_base_url(raw: str) -> None:
 
 
 def live_target(dialect: str, env: Mapping[str, str]) -> Target:
-    spec = DIALECTS[dialect]
+    spec = CONTRACT_DIALECTS[dialect]
     base_url = (env.get("CONTRACT_BASE_URL") or spec.live_base_url).rstrip("/")
     model = env.get("CONTRACT_MODEL") or spec.default_model
     return Target("live", base_url, env[spec.key_env].strip(), spec, model, (model,))
 
 
 def mock_target(dialect: str, base_url: str) -> Target:
-    spec = DIALECTS[dialect]
+    spec = CONTRACT_DIALECTS[dialect]
     models = tuple(spec.catalog.newest.models)
     return Target("mock", base_url, MOCK_KEY, spec, spec.default_model, models)
 

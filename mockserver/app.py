@@ -21,17 +21,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver import admin, openapi, textgen, tokens
+from mockserver.anthropic import ANTHROPIC
 from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
 from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
-from mockserver.faults import (
-    broken_body,
-    broken_frames,
-    check_single_frame,
-    error_event,
-    header_fault,
-)
+from mockserver.faults import broken_body, broken_frames, check_single_frame, header_fault
 from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
@@ -40,8 +35,8 @@ from mockserver.resources import data_dir
 from mockserver.responder import Completion, Responder
 from mockserver.scenario import ErrorReply, Reply, Rule, Scenario, load_rules
 from mockserver.settings import Settings
-from mockserver.streaming import KEEP_ALIVE, sse
-from mockserver.validation import ChatRequest, parse_body, parse_chat
+from mockserver.streaming import KEEP_ALIVE
+from mockserver.validation import ChatRequest, parse_body
 from mockserver.wire import BodyStream, OpenBodies
 
 log = logging.getLogger("mockserver")
@@ -75,7 +70,7 @@ class Mock:
 
     def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:
         """The era this request is answered in: `X-Mock-Era`, else the server's."""
-        catalog = self.catalogs[dialect.name]
+        catalog = self.catalogs[dialect.catalog_name or dialect.name]
         asked = headers.get(ERA_HEADER)
         if not asked:
             return catalog.at(self.moment)
@@ -83,6 +78,9 @@ class Mock:
             return catalog.at(era_moment(asked, self.catalogs.values()))
         except ValueError as exc:
             raise ApiError("invalid_request", f"{ERA_HEADER}: {exc}") from None
+
+    def named(self, name: str) -> Dialect:
+        return next(dialect for _, dialect in self.mounts if dialect.name == name)
 
     def dialect_for(self, path: str) -> Dialect:
         """The dialect whose envelope an unrouted path gets: the longest matching prefix."""
@@ -95,6 +93,10 @@ class Mock:
         return best
 
 
+# Other wire formats a provider serves beside its chat completions, on the same server.
+SURFACES: Mapping[str, tuple[Dialect, ...]] = {"deepseek": (ANTHROPIC,)}
+
+
 def mounts_for(settings: Settings) -> tuple[tuple[str, Dialect], ...]:
     if settings.dialect is not None:
         if settings.dialect not in DIALECTS:
@@ -102,9 +104,15 @@ def mounts_for(settings: Settings) -> tuple[tuple[str, Dialect], ...]:
                 f"unknown dialect {settings.dialect!r}; "
                 f"choose one of: {', '.join(sorted(DIALECTS))}"
             )
-        return (("", DIALECTS[settings.dialect]),)
-    prefix = "/" + settings.aimlapi_prefix.strip("/")
-    return (("", DEEPSEEK), ("", ACEDATA), (prefix, AIMLAPI))
+        mounts: tuple[tuple[str, Dialect], ...] = (("", DIALECTS[settings.dialect]),)
+    else:
+        prefix = "/" + settings.aimlapi_prefix.strip("/")
+        mounts = (("", DEEPSEEK), ("", ACEDATA), (prefix, AIMLAPI))
+    return mounts + tuple(
+        (prefix, surface)
+        for prefix, dialect in mounts
+        for surface in SURFACES.get(dialect.name, ())
+    )
 
 
 def catalogs_for(settings: Settings) -> dict[str, Catalog]:
@@ -214,7 +222,7 @@ Parse = Callable[[Any, Dialect, Era, str], ChatRequest]
 
 
 def _parse_chat(body: Any, dialect: Dialect, era: Era, path: str) -> ChatRequest:
-    return parse_chat(body, dialect.limits, era, beta=dialect.is_beta(path))
+    return dialect.parse(body, dialect.limits, era, beta=dialect.is_beta(path))
 
 
 def _parse_fim(body: Any, dialect: Dialect, era: Era, path: str) -> ChatRequest:
@@ -307,7 +315,9 @@ def answer(
         chunks = shape.chunks(completion, chat.include_usage)
         if settings.self_check:
             chunks = _checked(shape.chunk_schema, chunks)
-        frames = broken_frames(sse(chunks, dialect.dumps), how, error_event(dialect.dumps))
+        frames = broken_frames(
+            dialect.frame(chunks, dialect.dumps), how, dialect.stream_error(dialect.dumps)
+        )
         return BodyStream(
             deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
             media_type="text/event-stream; charset=utf-8",
@@ -318,7 +328,7 @@ def answer(
     rendered = shape.render(completion)
     if settings.self_check:
         _self_check(shape.body_schema, rendered)
-    body = broken_body(dialect.dumps(rendered), how, dialect.dumps)
+    body = broken_body(dialect.dumps(rendered), how, dialect.dumps, dialect.in_band_error)
     if how.body is not None:
         body = how.body.encode()
     if how.is_plain and not head_delay:
@@ -402,7 +412,7 @@ async def render_error(request: Request, exc: Exception) -> Response:
         error = ApiError("server_error")
         unexpected = True
     name = getattr(request.state, "dialect", None)
-    dialect = DIALECTS[name] if name else mock.dialect_for(request.url.path)
+    dialect = mock.named(name) if name else mock.dialect_for(request.url.path)
     rendered = dialect.error(error, request.url.path)
     # uvicorn's access line has the status; this one says why, for whoever reads the log.
     log.info(

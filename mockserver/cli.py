@@ -36,6 +36,8 @@ examples:
        -d '{"model": "deepseek-flash", "messages": [{"role": "user", "content": "Hello"}]}'
   deepseek-mock serve --era v3.2
       DeepSeek as in late 2025: deepseek-chat and deepseek-reasoner, V3.2's rules and texts
+  ANTHROPIC_BASE_URL=http://127.0.0.1:8000/anthropic claude
+      Claude Code (or the anthropic SDK) on DeepSeek's Anthropic API: /anthropic/v1/messages
 """
 
 

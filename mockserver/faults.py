@@ -123,11 +123,16 @@ def check_single_frame(how: Delivery) -> None:
             )
 
 
-def broken_body(body: bytes, how: Delivery, dumps: Callable[[Any], bytes]) -> bytes:
+def broken_body(
+    body: bytes,
+    how: Delivery,
+    dumps: Callable[[Any], bytes],
+    in_band: Mapping[str, Any] = IN_BAND_ERROR,
+) -> bytes:
     """Frame 0 of a non-streamed answer, broken as asked: `error_at=0` is the in-band error
     object (status 200), `malformed_at=0` the JSON cut mid-way."""
     if how.error_at == 0:
-        return dumps(IN_BAND_ERROR)
+        return dumps(in_band)
     if how.malformed_at == 0:
         return body[: max(len(body) // 2, 1)]
     return body

@@ -434,7 +434,9 @@ def routes(mock: Mock) -> list[Route]:
 
     out = []
     for prefix, dialect in mock.mounts:
-        era = mock.catalogs[dialect.name].at(mock.moment)
+        if dialect.name not in CHAT_ERRORS:
+            continue  # the Anthropic Messages surface is not described here yet
+        era = mock.era(dialect, {})
         document = dialect_document(prefix, dialect, era)
         out.append(Route(prefix + dialect.home + "/openapi.json", serve(document)))
     out.append(Route(ADMIN_PREFIX + "openapi.json", serve(admin_document())))

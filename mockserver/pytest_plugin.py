@@ -22,6 +22,7 @@ from mockserver.server import MockServer
 from mockserver.settings import Settings
 
 if TYPE_CHECKING:
+    import anthropic
     import openai
 
 ALL_DIALECTS = "all"
@@ -173,5 +174,51 @@ async def deepseek_async_client(deepseek_mock: MockServer) -> AsyncIterator[open
     openai = _openai()
 
     client = openai.AsyncOpenAI(base_url=deepseek_mock.base_url, api_key=_api_key(deepseek_mock))
+    async with client:
+        yield client
+
+
+def _anthropic() -> Any:
+    """The `anthropic` SDK, imported only when its fixture is used."""
+    try:
+        import anthropic
+    except ImportError:
+        pytest.fail(
+            "deepseek_anthropic_client needs the anthropic package: pip install anthropic",
+            pytrace=False,
+        )
+    return anthropic
+
+
+def _anthropic_url(server: MockServer) -> str:
+    try:
+        return server.url_for("anthropic")
+    except ValueError:
+        pytest.fail(
+            f"this deepseek_mock speaks {server.settings.dialect!r}: DeepSeek's Anthropic API is "
+            "served with the deepseek dialect (or all dialects)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def deepseek_anthropic_client(deepseek_mock: MockServer) -> Iterator[anthropic.Anthropic]:
+    """`anthropic.Anthropic` bound to DeepSeek's Anthropic API on `deepseek_mock`
+    (`deepseek_mock.url_for("anthropic")`), with the SDK's own retries left on."""
+    sdk = _anthropic()
+    client = sdk.Anthropic(base_url=_anthropic_url(deepseek_mock), api_key=_api_key(deepseek_mock))
+    with client:
+        yield client
+
+
+@pytest.fixture
+async def deepseek_anthropic_async_client(
+    deepseek_mock: MockServer,
+) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """`anthropic.AsyncAnthropic`, the same, closed on the test's event loop."""
+    sdk = _anthropic()
+    client = sdk.AsyncAnthropic(
+        base_url=_anthropic_url(deepseek_mock), api_key=_api_key(deepseek_mock)
+    )
     async with client:
         yield client

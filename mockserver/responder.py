@@ -38,6 +38,7 @@ class Choice:
     tool_calls: tuple[CallOut, ...] = ()
     finish_reason: str = "stop"
     logprobs: list[dict[str, Any]] | None = None
+    stop_sequence: str | None = None  # the `stop` string that ended the text, when one did
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,11 +58,15 @@ def tool_call_id(index: int = 0) -> str:
     return f"call_{index:02d}_" + "".join(secrets.choice(ALNUM) for _ in range(24))
 
 
-def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, str | None]:
+    """The text before the first stop string in it, and that string (None: no cut)."""
     if not stop:
-        return text, False
-    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return (text[: min(cuts)], True) if cuts else (text, False)
+        return text, None
+    cuts = [(i, s) for s in stop if s and (i := text.find(s)) >= 0]
+    if not cuts:
+        return text, None
+    at, found = min(cuts, key=lambda cut: cut[0])
+    return text[:at], found
 
 
 def _logprobs(text: str, rng: random.Random, top: int) -> list[dict[str, Any]]:
@@ -170,7 +175,7 @@ class Responder:
         else:
             content = textgen.reply_text(rng, chat.last_user_text)
 
-        content, _ = _cut_at_stop(content, chat.stop)
+        content, stopped_by = _cut_at_stop(content, chat.stop)
         if not truncated:
             limited, used = tokens.truncate(content, max(budget, 0))
             truncated = limited != content
@@ -194,6 +199,7 @@ class Responder:
             tool_calls=calls,
             finish_reason=finish,
             logprobs=logprobs,
+            stop_sequence=stopped_by if finish == "stop" and not truncated else None,
         )
 
     def _tool_calls(

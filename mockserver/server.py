@@ -52,7 +52,8 @@ class MockServer:
         return self.url_for(self.settings.dialect or "deepseek")
 
     def url_for(self, dialect: str) -> str:
-        """The base URL of one dialect on this server (AI/ML sits under a prefix when shared)."""
+        """The base URL of one dialect on this server (AI/ML sits under a prefix when shared);
+        `"anthropic"` gives DeepSeek's Anthropic API, the `anthropic` SDK's `base_url`."""
         for prefix, mounted in self.mock.mounts:
             if mounted.name == dialect:
                 return self.url + prefix + mounted.sdk_path

@@ -24,7 +24,7 @@ PACKAGE = ROOT / "mockserver"
 
 # Modules that must stay free of the web stack and of pytest: the pipeline's pure stages.
 PURE = {
-    "catalog", "delivery", "dialects", "errors", "faults", "quota", "resources", "responder",
+    "anthropic", "catalog", "delivery", "dialects", "errors", "faults", "quota", "resources", "responder",
     "scenario", "schemas", "settings", "streaming", "textgen", "tokens", "usage", "validation",
 }  # fmt: skip
 WEB = ("starlette", "uvicorn")

@@ -91,7 +91,9 @@ def _acedata_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
     head = chunk_head(c, system_fingerprint=None)
     for choice in c.choices:
         for d in deltas(choice, role_chunk=False):
-            delta: Json = d.delta | {"role": "assistant"}  # role repeats in every delta
+            # role repeats in every delta, and so does content (the capture's chunks all carry
+            # it): a tool-call or finish delta without text says content null
+            delta: Json = {"content": None} | d.delta | {"role": "assistant"}
             chunk: Json = head | {
                 "choices": [
                     {

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from mockserver import faults, streaming
 from mockserver.catalog import Catalog, Era, packaged
 from mockserver.errors import ApiError
 from mockserver.responder import Choice, Completion
 from mockserver.usage import Usage
-from mockserver.validation import Limits
+from mockserver.validation import ChatRequest, Limits, parse_chat
 
 Json = dict[str, Any]
 ALNUM = string.ascii_letters + string.digits
@@ -66,10 +67,18 @@ class Dialect:
     fim_chunks: Callable[[Completion, bool], Iterator[Json]] | None = None
     beta_prefix: str | None = None  # the path prefix of the provider's beta base URL
     balance_body: Callable[[bool], Json] = field(default=lambda available: {})
+    # The wire format: how a request body is read, how a stream's payloads are framed, and
+    # the frame / body a fault's in-band error is. Chat completions unless a dialect says.
+    parse: Callable[..., ChatRequest] = parse_chat  # (body, limits, era, *, beta)
+    frame: Callable[[Iterable[Json], Callable[[Any], bytes]], Iterator[bytes]] = streaming.sse
+    stream_error: Callable[[Callable[[Any], bytes]], bytes] = faults.error_event
+    in_band_error: Json = field(default_factory=lambda: faults.IN_BAND_ERROR)
+    catalog_name: str = ""  # whose catalogue and eras it answers in, when not its own
+    schema_names: Mapping[str, str] = field(default_factory=dict)  # kind → its file's name
 
     def schema(self, kind: str) -> str:
         """`kind` is chat-completion, chat-completion-chunk, error, models or balance."""
-        return f"{self.name}/{kind}.schema.json"
+        return f"{self.name}/{self.schema_names.get(kind, kind)}.schema.json"
 
     def completion_id(self, model: str, stream: bool) -> str:
         make = self.new_stream_id if stream and self.new_stream_id else self.new_id
@@ -78,7 +87,7 @@ class Dialect:
     @property
     def catalog(self) -> Catalog:
         """The packaged catalogue; a server may be given another (`--catalog`)."""
-        return packaged(self.name)
+        return packaged(self.catalog_name or self.name)
 
     @property
     def default_model(self) -> str:
