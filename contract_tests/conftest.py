@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from contract_tests.drift import Drift
 from contract_tests.target import (
     DEFAULT_EXAMPLES,
     DEFAULT_LIVE_BUDGET,
@@ -32,6 +31,7 @@ from contract_tests.target import (
 )
 from contract_tests.wire import ApiClient
 from mockserver.dialects import DIALECTS
+from mockserver.drift import Drift
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests.drift import documented_values
 from contract_tests.invariants import (
     check_completion,
     check_created,
@@ -15,6 +14,7 @@ from contract_tests.invariants import (
     simple_request,
 )
 from contract_tests.wire import ApiClient, Json, Reply
+from mockserver.drift import documented_values
 
 COUNTING = "Count from 1 to 50, separated by commas."
 

@@ -1,4 +1,5 @@
-"""Drift: where an endpoint's answers and the schemas part ways, collected while the suite runs.
+"""Drift: where an endpoint's answers and the schemas part ways, collected while the contract
+suite runs or while the validating proxy watches real traffic.
 
 The schemas accept extra fields on purpose (providers add fields without notice), so a passing
 run can still hide news. This module walks each answer alongside its schema, through `$ref`,
@@ -205,6 +206,22 @@ class Drift:
     missing: dict[tuple[str, str, str], int] = field(default_factory=dict)
     statuses: list[StatusNote] = field(default_factory=list)
     checked: int = 0
+    # (target, what, problem) → times seen: bodies a schema refuses, streams that break an
+    # invariant (no [DONE], two finish reasons, ...): what the proxy finds beyond fields.
+    problems: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def problem(self, target: str, what: str, text: str) -> None:
+        key = (target, what, text)
+        self.problems[key] = self.problems.get(key, 0) + 1
+
+    @property
+    def drifted(self) -> bool:
+        return bool(
+            self.undeclared
+            or self.missing
+            or self.problems
+            or any(note.differs for note in self.statuses)
+        )
 
     def observe(self, target: str, schema_name: str, instance: object) -> None:
         self.checked += 1
@@ -248,6 +265,10 @@ class Drift:
             "error_cases": [
                 {"target": n.target, "case": n.case, "status": n.status} for n in self.statuses
             ],
+            "problems": [
+                {"target": t, "where": w, "problem": p, "count": n}
+                for (t, w, p), n in sorted(self.problems.items())
+            ],
         }
 
     def write(self, path: Path, requests: int) -> None:
@@ -260,12 +281,14 @@ class Drift:
         lines = [
             f"{len(self.targets)} target(s), {self.checked} bodies checked: "
             f"{len(self.undeclared)} undeclared field(s), {len(self.missing)} missing required "
-            f"field(s), {len(differing)} differing error case(s)"
+            f"field(s), {len(differing)} differing error case(s), {len(self.problems)} problem(s)"
         ]
         for (t, s, p), (n, _) in sorted(self.undeclared.items())[:limit]:
             lines.append(f"  undeclared  {t}  {s}  {p}  (x{n})")
         for (t, s, p), n in sorted(self.missing.items())[:limit]:
             lines.append(f"  missing     {t}  {s}  {p}  (x{n})")
+        for (t, w, p), n in sorted(self.problems.items())[:limit]:
+            lines.append(f"  problem     {t}  {w}  {p}  (x{n})")
         for note in differing[:limit]:
             detail = "; ".join(note.envelope_problems[:2]) or "envelope ok"
             lines.append(
