@@ -132,9 +132,11 @@ class Watch:
         n = request.get("n") or 1
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
         found = framing_problems(self.events, unterminated)
+        ended = not found  # a stream that stopped early lacks its end: say that, once
         if self.chunks:
-            documented = documented_values(schema, "choices", "[]", "finish_reason")
             found += identity_problems(self.chunks)
+        if self.chunks and ended:
+            documented = documented_values(schema, "choices", "[]", "finish_reason")
             found += finish_problems(self.chunks, n, documented)
             found += placement_problems(self.dialect.name, self.chunks, include_usage)
             found += message_problems(self.chunks, n)

@@ -83,11 +83,42 @@ def _loopback(url: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
+class RedactKeys(logging.Filter):
+    """httpx logs every URL it requests, query and all: a key sent as ?api_key= must not
+    reach a log line, nor anything key-shaped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = DEFAULT_REDACTION.text(message)
+        if "?" in clean:
+            head, _, rest = clean.partition("?")
+            query, space, tail = rest.partition(" ")
+            clean = head + "?" + _redact_query(query) + space + tail
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+def _redact_query(query: str) -> str:
+    from mockserver.journal import redact_query
+
+    return redact_query(query)
+
+
+def install_key_filter() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactKeys) for f in logger.filters):
+        logger.addFilter(RedactKeys())
+
+
 @dataclass(frozen=True, slots=True)
 class Forwarder:
     upstream: str  # a server root, e.g. https://api.deepseek.com; the client's path is appended
     key: str | None = None  # replaces a missing or placeholder key (never written anywhere)
     read_timeout: float = READ_TIMEOUT
+
+    def __post_init__(self) -> None:
+        install_key_filter()
 
     def outgoing_headers(self, scope: Scope) -> list[tuple[str, str]]:
         headers = [

@@ -180,6 +180,10 @@ class Tapes:
             cassette.recorded_at = cassette.recorded_at or tape_format.now()
             cassette.save(recorder_name())
 
+    def release(self, tape: Tape, index: int) -> None:
+        with self._lock:
+            tape.replayed[index] = False
+
     def reset(self) -> None:
         """Replay starts again from each cassette's first recording; misses are forgotten."""
         with self._lock:
@@ -325,6 +329,8 @@ class TapeMiddleware:
         state["rule"] = f"cassette {tape.cassette.name} #{index}"
         how = _delivery(self.mock, scope, body, headers)
         if isinstance(how, ApiError):
+            tapes.release(tape, index)  # a rule answered instead: the recording is still due
+            state["rule"] = "fault on a replay"
             await send_error(send, dialect, how, scope["path"])
             return
         error_frame = (

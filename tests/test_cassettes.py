@@ -1,0 +1,143 @@
+"""Cassettes in a user's suite (the pytest plugin) and on the command line (lint, check,
+to-scenario)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mockserver import cli
+from mockserver.scenario import rules_from_json
+from mockserver.schemas import problems
+from mockserver.server import MockServer
+from mockserver.settings import Settings
+from tests.test_record_replay import BODY, CHAT, KEY, STREAM, fetch
+
+# The README's "record once, replay in CI" example, as a user writes it.
+CASSETTE_EXAMPLE = """
+import pytest
+
+
+@pytest.mark.deepseek_mock(cassette="greeting")
+def test_greeting(deepseek_client):
+    reply = deepseek_client.chat.completions.create(
+        model="deepseek-flash",
+        messages=[{"role": "user", "content": "Say hello"}],
+        extra_body={"thinking": {"type": "disabled"}},
+    )
+    assert reply.choices[0].message.content
+
+    stream = deepseek_client.chat.completions.create(
+        model="deepseek-flash",
+        messages=[{"role": "user", "content": "Say hello"}],
+        stream=True,
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+"""
+
+INI = """
+[pytest]
+addopts = -p no:cacheprovider
+filterwarnings = error
+"""
+
+
+def test_a_test_records_in_one_run_and_replays_in_the_next_unchanged(
+    pytester: pytest.Pytester,
+) -> None:
+    """Each run in its own process, as CI runs them (an in-process run would unload the HTTP
+    stack other tests hold)."""
+    pytester.makeini(INI)
+    pytester.makepyfile(test_greeting=CASSETTE_EXAMPLE)
+    with MockServer(Settings(port=0, dialect="deepseek")) as upstream:
+        recorded = pytester.runpytest_subprocess(
+            "--deepseek-mock-record-mode=once", f"--deepseek-mock-upstream={upstream.url}"
+        )
+        recorded.assert_outcomes(passed=1)
+        assert len(upstream.journal.entries()) == 2
+    cassette = pytester.path / "cassettes" / "greeting.json"
+    assert problems("cassette.schema.json", json.loads(cassette.read_text())) == []
+    before = cassette.read_text()
+    # The upstream is gone: the default mode (none) never needs it.
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert cassette.read_text() == before
+
+    # A request the cassette does not hold: a 404 in the test, and the diff at teardown.
+    pytester.makepyfile(test_greeting=CASSETTE_EXAMPLE.replace('"Say hello"', '"Say hi"', 1))
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1, errors=1)
+    teardown = result.stdout.str().split("ERROR at teardown", 1)[1]
+    assert "requests with no recording" in teardown
+    assert (
+        "closest is interaction #0, which differs at: "
+        '$.body.messages[0].content: recorded "Say hello", now "Say hi"'
+    ) in teardown
+
+
+def _record(tmp_path: Path, era: str | None = None, *bodies: dict[str, object]) -> Path:
+    with (
+        MockServer(Settings(port=0, dialect="deepseek", era=era)) as upstream,
+        MockServer(
+            Settings(
+                port=0,
+                dialect="deepseek",
+                cassettes=tmp_path,
+                record_mode="all",
+                upstream=upstream.url,
+            )
+        ) as rec,
+    ):
+        for body in bodies:
+            fetch(rec.url + CHAT, body, headers=KEY)
+    return tmp_path / "default.json"
+
+
+def test_cassette_lint_fails_on_anything_key_shaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _record(tmp_path, None, BODY)
+    assert cli.main(["cassette", "lint", str(tmp_path)]) == 0
+    leaked = path.read_text().replace('"Hello"', '"my key: sk-live0123456789abcdef"')
+    path.write_text(leaked)
+    assert cli.main(["cassette", "lint", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "key-shaped text sk-liv…" in err and "0123456789abcdef" not in err
+
+
+def test_cassette_check_flags_a_retired_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _record(
+        tmp_path, "v3.2", BODY | {"model": "deepseek-chat"}, STREAM | {"model": "deepseek-chat"}
+    )
+    assert cli.main(["cassette", "check", str(path), "--era", "v3.2"]) == 0
+    assert cli.main(["cassette", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "model 'deepseek-chat' is not served in era v4.1 (retired or unknown)" in err
+    # A recorded answer that no longer fits the schemas is flagged as well.
+    document = json.loads(path.read_text())
+    event = document["interactions"][1]["response"]["events"][0]
+    event["raw"] = event["raw"].replace('"object":"chat.completion.chunk"', '"object":"chunk"')
+    path.write_text(json.dumps(document))
+    assert cli.main(["cassette", "check", str(path), "--era", "v3.2"]) == 1
+    assert "'chat.completion.chunk' was expected" in capsys.readouterr().err
+
+
+def test_cassette_to_scenario_gives_rules_that_answer_as_recorded(tmp_path: Path) -> None:
+    plain = BODY | {"thinking": {"type": "disabled"}}
+    path = _record(tmp_path, None, plain, STREAM | {"thinking": {"type": "disabled"}})
+    out = tmp_path / "scenario.json"
+    assert cli.main(["cassette", "to-scenario", str(path), "-o", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert problems("scenario.schema.json", document) == []
+    rules = rules_from_json(document)
+    assert [r.name for r in rules] == ["default #0", "default #1"]
+    recorded = json.loads(
+        json.loads(path.read_text())["interactions"][0]["response"]["events"][0]["raw"]
+    )
+    with MockServer(Settings(port=0, dialect="deepseek", rules=tuple(rules))) as server:
+        got = json.loads(fetch(server.url + CHAT, plain, headers=KEY).body)
+    assert got["choices"][0]["message"]["content"] == recorded["choices"][0]["message"]["content"]
+    assert got["usage"]["completion_tokens"] == recorded["usage"]["completion_tokens"]
