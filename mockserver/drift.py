@@ -224,8 +224,11 @@ class Drift:
         )
 
     def observe(self, target: str, schema_name: str, instance: object) -> None:
+        self.record(target, schema_name, examine(schema_name, instance))
+
+    def record(self, target: str, schema_name: str, found: Findings) -> None:
+        """What `examine` found in one body, counted."""
         self.checked += 1
-        found = examine(schema_name, instance)
         for path, example in found.undeclared.items():
             seen = self.undeclared.setdefault((target, schema_name, path), [0, example])
             seen[0] += 1
