@@ -4,16 +4,23 @@ to-scenario)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
+import openai
 import pytest
 
 from mockserver import cli
+from mockserver.dialects import DIALECTS
 from mockserver.scenario import rules_from_json
 from mockserver.schemas import problems
-from mockserver.server import MockServer
+from mockserver.server import MockServer, ThreadedServer
 from mockserver.settings import Settings
+from mockserver.tools import record_app
 from tests.test_record_replay import BODY, CHAT, KEY, STREAM, fetch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The README's "record once, replay in CI" example, as a user writes it.
 CASSETTE_EXAMPLE = """
@@ -49,6 +56,7 @@ def test_a_test_records_in_one_run_and_replays_in_the_next_unchanged(
 ) -> None:
     """Each run in its own process, as CI runs them (an in-process run would unload the HTTP
     stack other tests hold)."""
+    assert CASSETTE_EXAMPLE.strip() in (ROOT / "README.md").read_text("utf-8")
     pytester.makeini(INI)
     pytester.makepyfile(test_greeting=CASSETTE_EXAMPLE)
     with MockServer(Settings(port=0, dialect="deepseek")) as upstream:
@@ -141,3 +149,84 @@ def test_cassette_to_scenario_gives_rules_that_answer_as_recorded(tmp_path: Path
         got = json.loads(fetch(server.url + CHAT, plain, headers=KEY).body)
     assert got["choices"][0]["message"]["content"] == recorded["choices"][0]["message"]["content"]
     assert got["usage"]["completion_tokens"] == recorded["usage"]["completion_tokens"]
+
+
+def test_the_readme_walkthrough_with_the_openai_sdk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Record with the placeholder key (the recorder sends DEEPSEEK_API_KEY upstream, and it
+    reaches no cassette), then replay the same client code offline."""
+    real = "sk-upstream-" + "k" * 20
+    monkeypatch.setenv("DEEPSEEK_API_KEY", real)
+
+    def ask(base_url: str) -> str | None:
+        with openai.OpenAI(base_url=base_url, api_key="sk-deepseek-mock", max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model="deepseek-flash",
+                messages=[{"role": "user", "content": "Say hello"}],
+                extra_body={"thinking": {"type": "disabled"}},
+            )
+        return reply.choices[0].message.content
+
+    folder = tmp_path / "tests" / "cassettes"
+    with MockServer(Settings(port=0, dialect="deepseek", api_keys=(real,))) as upstream:
+        app = record_app(upstream.url, folder, dialect=DIALECTS["deepseek"], cassette="greeting")
+        with ThreadedServer(app, Settings(port=0)) as recorder:
+            recorded = ask(recorder.url)
+    assert recorded
+    text = (folder / "greeting.json").read_text()
+    assert real not in text and "k" * 20 not in text
+    with MockServer(
+        Settings(port=0, dialect="deepseek", cassettes=folder, cassette="greeting", replay_speed=0)
+    ) as replay:
+        assert ask(replay.url) == recorded
+
+
+def test_make_record_live_stops_at_once_without_a_key() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "record-live"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "make record-live needs DEEPSEEK_API_KEY (a real key); nothing was sent" in done.stderr
+    assert "pytest" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["record", "--help"], ["--upstream", "--cassettes", "--redact", "examples:"]),
+        (["proxy", "--help"], ["--dialect", "--strict", "--drift-report", "/__mock/drift"]),
+        (["serve", "--help"], ["--cassettes", "--record-mode", "--replay-speed", "--match-ignore"]),
+        (["cassette", "--help"], ["lint", "check", "to-scenario"]),
+    ],
+)
+def test_help_names_the_record_and_replay_options(
+    command: list[str], expected: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(command)
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for word in expected:
+        assert word in out, word
+
+
+def test_a_bad_record_mode_or_speed_is_refused_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="record mode 'sometimes'"):
+        MockServer(Settings(port=0, cassettes=tmp_path, record_mode="sometimes"))
+    with pytest.raises(ValueError, match="replay_speed"):
+        MockServer(Settings(port=0, cassettes=tmp_path, replay_speed=-1))
+
+
+def test_a_broken_cassette_is_a_clear_400_not_a_500(tmp_path: Path) -> None:
+    (tmp_path / "default.json").write_text("{not json")
+    with MockServer(Settings(port=0, dialect="deepseek", cassettes=tmp_path)) as server:
+        got = fetch(server.url + CHAT, BODY, headers=KEY)
+    assert got.status == 400 and b"not a readable cassette" in got.body
