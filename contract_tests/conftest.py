@@ -23,6 +23,7 @@ from contract_tests.target import (
     Budget,
     Target,
     check_base_url,
+    check_models,
     live_target,
     missing_keys,
     mock_target,
@@ -99,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 "set it in the environment. Nothing was sent."
             )
         check_base_url(env.get("CONTRACT_BASE_URL", ""))
+        check_models(dialects, env)
     report = config.getoption("--drift-report") or (DEFAULT_REPORT if live else None)
     config.stash[RUN] = Run(
         live=live,

@@ -8,9 +8,11 @@ from `PLACEMENT` below.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from contract_tests.wire import ApiClient, Json, Reply, Sse
+from mockserver import tokens
 from mockserver.catalog import packaged
 from mockserver.drift import documented_values
 from mockserver.invariants import (
@@ -42,6 +44,16 @@ THINKING_OFF = {"thinking": {"type": "disabled"}}
 def thinks_by_default(model: str) -> bool:
     spec = packaged("deepseek").newest.models.get(model)
     return spec is not None and spec.thinking
+
+
+def predicted_prompt_tokens(dialect: str, request: Json, env: Mapping[str, str]) -> int:
+    """What DeepSeek's tokenizer and the model's template count for `request`'s messages."""
+    from contract_tests.target import era_of
+
+    spec = era_of(dialect, env).models[request["model"]]
+    thinking = spec.thinking and request.get("thinking") != THINKING_OFF["thinking"]
+    ids = tokens.prompt_ids(request["messages"], template=spec.template, thinking=thinking)
+    return len(ids)
 
 
 def simple_request(model: str, **extra: Any) -> Json:

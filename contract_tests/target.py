@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mockserver.catalog import Era, era_moment
 from mockserver.dialects import DIALECTS, Dialect
 
 MOCK_KEY = "sk-contract"  # the only key the suite's own mocks accept, so a wrong one gets a 401
@@ -92,6 +93,33 @@ def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 def missing_keys(dialects: Iterable[str], env: Mapping[str, str]) -> list[str]:
     """The key variables a live run needs but does not have."""
     return [DIALECTS[d].key_env for d in dialects if not env.get(DIALECTS[d].key_env, "").strip()]
+
+
+def era_of(dialect: str, env: Mapping[str, str]) -> Era:
+    """The era a live run expects the provider to be in: `CONTRACT_ERA` (a date or an era's
+    name), else the newest one the catalogue knows."""
+    catalogs = [d.catalog for d in DIALECTS.values()]
+    try:
+        moment = era_moment(env.get("CONTRACT_ERA") or None, catalogs)
+    except ValueError as exc:
+        raise pytest.UsageError(f"CONTRACT_ERA: {exc}") from None
+    return DIALECTS[dialect].catalog.at(moment)
+
+
+def check_models(dialects: Iterable[str], env: Mapping[str, str]) -> None:
+    """A model the era does not serve would fail every test with the provider's 400: say so
+    once, before anything is sent."""
+    for dialect in dialects:
+        spec = DIALECTS[dialect]
+        model = env.get("CONTRACT_MODEL") or spec.default_model
+        era = era_of(dialect, env)
+        if model not in era.models:
+            served = ", ".join(era.models)
+            raise pytest.UsageError(
+                f"CONTRACT_MODEL={model!r} is not served by {spec.title} in the era "
+                f"{era.name!r} (from {era.start:%Y-%m-%d}); it serves: {served}. "
+                "Set CONTRACT_MODEL, or CONTRACT_ERA for an older API. Nothing was sent."
+            )
 
 
 def check_base_url(raw: str) -> None:

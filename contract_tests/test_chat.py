@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from contract_tests.invariants import (
@@ -10,11 +12,12 @@ from contract_tests.invariants import (
     check_id,
     check_usage,
     expect_status,
+    predicted_prompt_tokens,
     reasoning_used,
     simple_request,
 )
 from contract_tests.wire import ApiClient, Json, Reply
-from mockserver.drift import documented_values
+from mockserver.drift import TokenNote, documented_values
 
 COUNTING = "Count from 1 to 50, separated by commas."
 
@@ -45,6 +48,27 @@ def test_object_id_and_created_are_well_formed(completion: tuple[Reply, Json]) -
 def test_usage_adds_up(completion: tuple[Reply, Json]) -> None:
     """total = prompt + completion, and hit + miss = prompt where the cache split is sent."""
     check_usage(completion[1].get("usage"), "the completion's usage")
+
+
+def test_prompt_tokens_are_what_the_tokenizer_and_template_predict(
+    api: ApiClient, completion: tuple[Reply, Json]
+) -> None:
+    """DeepSeek's own tokenizer over the template of the model's generation (the catalogue's
+    family) predicts prompt_tokens. A live difference is drift, in the report; the mock must
+    match. The AI/ML API reports figures of its own (its seed capture), so there it is only
+    reported."""
+    request = simple_request(api.target.model)
+    reported = (completion[1].get("usage") or {}).get("prompt_tokens")
+    assert isinstance(reported, int), f"prompt_tokens is {reported!r}"
+    predicted = predicted_prompt_tokens(api.target.dialect.name, request, os.environ)
+    api.drift.tokens(
+        TokenNote(api.target.id, "simple request", request["model"], predicted, reported)
+    )
+    if api.target.name == "mock" or api.target.dialect.name != "aimlapi":
+        assert reported == predicted, (
+            f"prompt_tokens {reported}, but DeepSeek's tokenizer and the "
+            f"{api.target.model} template predict {predicted}"
+        )
 
 
 def test_finish_reason_is_documented(api: ApiClient, completion: tuple[Reply, Json]) -> None:

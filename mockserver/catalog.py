@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from mockserver.errors import ApiError, Kind
 from mockserver.resources import data_dir
 
 Json = dict[str, Any]
@@ -59,6 +60,10 @@ class Check:
     def text(self, **values: object) -> str:
         return self.message.format(**values) if values else self.message
 
+    def error(self, **values: object) -> ApiError:
+        kind: Kind = "invalid_parameters" if self.status == 422 else "invalid_request"
+        return ApiError(kind, self.text(**values), status=self.status)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Era:
@@ -76,6 +81,11 @@ class Era:
 
     def check(self, name: str) -> Check | None:
         return self.checks.get(name)
+
+    def refusal(self, rule: str, **values: object) -> ApiError | None:
+        """This era's error for `rule`, or None when the era does not apply that rule."""
+        check = self.checks.get(rule)
+        return check.error(**values) if check is not None else None
 
 
 @dataclass(frozen=True)

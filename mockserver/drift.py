@@ -197,6 +197,18 @@ class StatusNote:
 
 
 @dataclass
+class TokenNote:
+    """The prompt_tokens a target reported against what DeepSeek's tokenizer and the model's
+    template predict for the same request."""
+
+    target: str
+    case: str
+    model: str
+    predicted: int
+    reported: int
+
+
+@dataclass
 class Drift:
     """Everything noticed in one run, for the JSON report and the terminal summary."""
 
@@ -205,6 +217,7 @@ class Drift:
     undeclared: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
     missing: dict[tuple[str, str, str], int] = field(default_factory=dict)
     statuses: list[StatusNote] = field(default_factory=list)
+    token_counts: list[TokenNote] = field(default_factory=list)
     checked: int = 0
     # (target, what, problem) → times seen: bodies a schema refuses, streams that break an
     # invariant (no [DONE], two finish reasons, ...): what the proxy finds beyond fields.
@@ -239,6 +252,9 @@ class Drift:
     def status(self, note: StatusNote) -> None:
         self.statuses.append(note)
 
+    def tokens(self, note: TokenNote) -> None:
+        self.token_counts.append(note)
+
     def report(self, requests: int) -> dict[str, Any]:
         return {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -272,6 +288,17 @@ class Drift:
                 {"target": t, "where": w, "problem": p, "count": n}
                 for (t, w, p), n in sorted(self.problems.items())
             ],
+            "prompt_token_differences": [
+                {
+                    "target": n.target,
+                    "case": n.case,
+                    "model": n.model,
+                    "predicted": n.predicted,
+                    "reported": n.reported,
+                }
+                for n in self.token_counts
+                if n.predicted != n.reported
+            ],
         }
 
     def write(self, path: Path, requests: int) -> None:
@@ -281,10 +308,12 @@ class Drift:
     def summary(self, limit: int = 8) -> list[str]:
         """A few lines for the terminal: counts, then the first findings of each sort."""
         differing = [n for n in self.statuses if n.differs]
+        counts = [n for n in self.token_counts if n.predicted != n.reported]
         lines = [
             f"{len(self.targets)} target(s), {self.checked} bodies checked: "
             f"{len(self.undeclared)} undeclared field(s), {len(self.missing)} missing required "
-            f"field(s), {len(differing)} differing error case(s), {len(self.problems)} problem(s)"
+            f"field(s), {len(differing)} differing error case(s), "
+            f"{len(counts)} prompt_tokens difference(s), {len(self.problems)} problem(s)"
         ]
         for (t, s, p), (n, _) in sorted(self.undeclared.items())[:limit]:
             lines.append(f"  undeclared  {t}  {s}  {p}  (x{n})")
@@ -292,6 +321,11 @@ class Drift:
             lines.append(f"  missing     {t}  {s}  {p}  (x{n})")
         for (t, w, p), n in sorted(self.problems.items())[:limit]:
             lines.append(f"  problem     {t}  {w}  {p}  (x{n})")
+        for tn in counts[:limit]:
+            lines.append(
+                f"  tokens      {tn.target}  {tn.case} ({tn.model}): reported {tn.reported}, "
+                f"the tokenizer and template predict {tn.predicted}"
+            )
         for note in differing[:limit]:
             detail = "; ".join(note.envelope_problems[:2]) or "envelope ok"
             lines.append(

@@ -15,7 +15,6 @@ from mockserver import tokens
 from mockserver.catalog import Era
 from mockserver.errors import ApiError
 from mockserver.validation import (
-    PREFIX,
     ChatRequest,
     Limits,
     _bad,
@@ -23,8 +22,8 @@ from mockserver.validation import (
     _integer,
     _number,
     _stop,
-    _type_name,
-    refusal,
+    request_object,
+    served,
 )
 
 FIM_MAX_TOKENS = 4096  # "The max tokens of FIM completion is 4K"
@@ -40,24 +39,10 @@ def _text_field(body: dict[str, Any], key: str) -> str:
 
 
 def parse_fim(body: Any, limits: Limits, era: Era) -> ChatRequest:
-    if not isinstance(body, dict):
-        raise ApiError(
-            "invalid_request",
-            f"{PREFIX}invalid type: {_type_name(body)}, expected struct CompletionRequest",
-        )
-    for key in ("model", "prompt"):
-        if key not in body:
-            raise ApiError("invalid_request", f"{PREFIX}missing field `{key}`")
-    model = body["model"]
-    if not isinstance(model, str):
-        raise _bad("model", model, "a string")
-    spec = era.models.get(model)
-    if spec is None:
-        raise refusal(era, "unknown_model", model=model) or ApiError(
-            "invalid_request", "Model Not Exist", param="model"
-        )
+    body, model = request_object(body, "CompletionRequest", ("model", "prompt"))
+    spec = served(era, model)
     if not spec.fim:
-        raise refusal(era, "fim_model", model=model) or ApiError(
+        raise era.refusal("fim_model", model=model) or ApiError(
             "invalid_request", f"{model} does not support FIM completion", param="model"
         )
     prompt = _text_field(body, "prompt")

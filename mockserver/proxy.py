@@ -26,7 +26,7 @@ from mockserver.invariants import (
     placement_problems,
 )
 from mockserver.recorder import ForwardApp, Forwarder, Observer, recording_for
-from mockserver.replay import Tapes
+from mockserver.replay import CASSETTE_HEADER, Tapes
 
 MAX_BODY = 4 * 1024 * 1024  # a non-streamed body is checked only up to this size
 MAX_CHUNKS = 100_000  # a stream's chunks kept for the whole-stream invariants
@@ -247,7 +247,8 @@ class Proxy:
                 )
             ]
             if tapes is not None:
-                tape = tapes.tape(None)
+                asked = dict(scope["headers"]).get(CASSETTE_HEADER.encode(), b"")
+                tape = tapes.tape(asked.decode("latin-1") or None)
                 found.append(recording_for(scope, body, lambda i: tapes.add(tape, i), redaction))
             return found
 

@@ -372,15 +372,12 @@ class ForwardApp:
             await send_error(send, self.dialect, ApiError("too_large", limit), path)
             return
         scope.setdefault("state", {}).update(dialect=self.dialect.name, rule="forwarded")
-        await forward_or_502(
-            self.forwarder,
-            self.dialect,
-            scope,
-            body,
-            receive,
-            send,
-            self.observers_for(scope, body),
-        )
+        try:
+            observers = self.observers_for(scope, body)
+        except ValueError as exc:  # e.g. an X-Mock-Cassette name that is not a name
+            await send_error(send, self.dialect, ApiError("invalid_request", str(exc)), path)
+            return
+        await forward_or_502(self.forwarder, self.dialect, scope, body, receive, send, observers)
 
 
 async def forward_or_502(

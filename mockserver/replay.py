@@ -60,6 +60,7 @@ MODES = ("none", "once", "new_episodes", "all")
 CASSETTE_HEADER = "x-mock-cassette"
 MISS_HEADER = "x-mock-cassette-miss"
 DONE = b"data: [DONE]\n\n"
+RECORDED_METHODS = frozenset({"GET", "POST"})  # what the providers' APIs answer; the rest is 405
 COUNTED = frozenset({"data", "body", "partial"})  # keep-alives and blank lines do not count
 
 
@@ -171,6 +172,9 @@ class Tapes:
         )
 
     def add(self, tape: Tape, interaction: Interaction) -> None:
+        if interaction.request.get("method") not in RECORDED_METHODS:
+            log.info("not recorded: %s (only GET and POST are)", interaction.request.get("method"))
+            return
         with self._lock:
             cassette = tape.cassette
             cassette.interactions.append(interaction)
@@ -179,6 +183,12 @@ class Tapes:
             cassette.dialect = cassette.dialect or self.dialect
             cassette.recorded_at = cassette.recorded_at or tape_format.now()
             cassette.save(recorder_name())
+
+    def forget(self, miss: Miss) -> None:
+        """A miss that was recorded after all is not one."""
+        with self._lock:
+            if miss in self.misses:
+                self.misses.remove(miss)
 
     def release(self, tape: Tape, index: int) -> None:
         with self._lock:
@@ -316,7 +326,7 @@ class TapeMiddleware:
         found = tapes.find(tape, request)
         if isinstance(found, Miss):
             if not tapes.replays_only(tape):  # new_episodes: what is new is recorded
-                tapes.misses.remove(found)
+                tapes.forget(found)
                 await self._record(tape, scope, body, receive, send)
                 return
             state["rule"] = "cassette miss"

@@ -134,7 +134,7 @@ class Responder:
             model=model,
             choices=choices,
             usage=usage,
-            fingerprint=chat.era.fingerprint if chat.era is not None else None,
+            fingerprint=chat.era.fingerprint,
         )
 
     def _choice(self, chat: ChatRequest, reply: Reply, index: int) -> Choice:

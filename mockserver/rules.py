@@ -8,12 +8,15 @@ branch on a date here. The semantics follow the live probes the catalogue cites.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mockserver.errors import ApiError
-from mockserver.validation import ChatRequest, Json, refusal
 
-Rule = Callable[[ChatRequest], ApiError | None]
+if TYPE_CHECKING:  # validation calls these rules, so it is imported for its types only
+    from mockserver.validation import ChatRequest
+
+Json = dict[str, Any]
+Rule = Callable[["ChatRequest"], ApiError | None]
 
 # Parts that carry something other than text; a model without that input refuses them.
 PART_INPUTS = {"image_url": "image", "image": "image", "file": "file", "input_file": "file"}
@@ -26,13 +29,13 @@ def image_input(chat: ChatRequest) -> ApiError | None:
             kind = part.get("type")
             needed = PART_INPUTS.get(kind, "text" if kind == "text" else "other")
             if needed not in chat.spec.inputs:
-                return refusal(chat.era, "image_input", index=index, type=kind)
+                return chat.era.refusal("image_input", index=index, type=kind)
     return None
 
 
 def forced_tool_choice_in_thinking(chat: ChatRequest) -> ApiError | None:
     forced = chat.tool_choice == "required" or isinstance(chat.tool_choice, dict)
-    return refusal(chat.era, "forced_tool_choice_in_thinking") if forced and chat.thinking else None
+    return chat.era.refusal("forced_tool_choice_in_thinking") if forced and chat.thinking else None
 
 
 def reasoning_passback(chat: ChatRequest) -> ApiError | None:
@@ -46,7 +49,7 @@ def reasoning_passback(chat: ChatRequest) -> ApiError | None:
         if message.get("role") == "assistant":
             if "reasoning_content" in message and message["reasoning_content"] is not None:
                 return None
-            return refusal(chat.era, "reasoning_passback", index=index)
+            return chat.era.refusal("reasoning_passback", index=index)
     return None
 
 
@@ -64,7 +67,7 @@ def tool_chains(chat: ChatRequest) -> ApiError | None:
         message = messages[index]
         role = message.get("role")
         if role == "tool":
-            return refusal(chat.era, "tool_message_orphan")
+            return chat.era.refusal("tool_message_orphan")
         ids = _call_ids(message) if role == "assistant" else []
         index += 1
         if not ids:
@@ -74,17 +77,17 @@ def tool_chains(chat: ChatRequest) -> ApiError | None:
             answered.append(str(messages[index].get("tool_call_id")))
             index += 1
         if len(answered) < len(ids):
-            return refusal(chat.era, "tool_calls_insufficient")
+            return chat.era.refusal("tool_calls_insufficient")
         missing = [call_id for call_id in ids if call_id not in answered]
         if missing:
-            return refusal(chat.era, "tool_calls_unanswered", ids=", ".join(missing))
+            return chat.era.refusal("tool_calls_unanswered", ids=", ".join(missing))
     return None
 
 
 def prefix_beta_only(chat: ChatRequest) -> ApiError | None:
     if chat.beta or chat.messages[-1].get("prefix") is not True:
         return None
-    return refusal(chat.era, "prefix_beta_only")
+    return chat.era.refusal("prefix_beta_only")
 
 
 def strict_tools(chat: ChatRequest) -> ApiError | None:
@@ -95,10 +98,10 @@ def strict_tools(chat: ChatRequest) -> ApiError | None:
         if function.get("strict") is not True:
             continue
         if not chat.beta:
-            return refusal(chat.era, "strict_beta_only")
+            return chat.era.refusal("strict_beta_only")
         problem = strict_schema_problem(function.get("parameters") or {"type": "object"})
         if problem:
-            return refusal(chat.era, "strict_schema", name=function["name"], problem=problem)
+            return chat.era.refusal("strict_schema", name=function["name"], problem=problem)
     return None
 
 

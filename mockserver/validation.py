@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from mockserver import tokens
+from mockserver import rules, tokens
 from mockserver.catalog import Era, ModelSpec
-from mockserver.errors import ApiError, Kind
+from mockserver.errors import ApiError
 
 Json = dict[str, Any]
 
@@ -55,7 +55,7 @@ class ChatRequest:
     effort: str | None = None  # reasoning_effort as sent (None: the model's default)
     prompt_ids: tuple[int, ...] = ()
     raw: Json = field(default_factory=dict)
-    era: Era | None = None
+    era: Era
     beta: bool = False  # sent to the /beta base URL
     fim: bool = False  # a FIM completion (`prompt` and `suffix`), not a chat
 
@@ -152,15 +152,6 @@ def _boolean(body: Json, key: str) -> bool:
     if not isinstance(value, bool):
         raise _bad(key, value, "a boolean")
     return value
-
-
-def refusal(era: Era | None, rule: str, **values: object) -> ApiError | None:
-    """The era's error for `rule`, or None when the era does not apply that rule."""
-    check = era.check(rule) if era is not None else None
-    if check is None:
-        return None
-    kind: Kind = "invalid_parameters" if check.status == 422 else "invalid_request"
-    return ApiError(kind, check.text(**values), status=check.status)
 
 
 def _content(path: str, message: Json, *, nullable: bool) -> None:
@@ -293,7 +284,7 @@ def _tool_choice(value: Any, tools: list[Json]) -> str | Json | None:
     return value
 
 
-def _stop(value: Any, limit: int, era: Era | None) -> tuple[str, ...]:
+def _stop(value: Any, limit: int, era: Era) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -301,7 +292,7 @@ def _stop(value: Any, limit: int, era: Era | None) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise _bad("stop", value, "a string or a sequence of strings")
     if len(value) > limit:
-        raise refusal(era, "stop_count", limit=limit, count=len(value)) or ApiError(
+        raise era.refusal("stop_count", limit=limit, count=len(value)) or ApiError(
             "invalid_request",
             f"Invalid stop value, at most {limit} stop sequences are allowed",
             param="stop",
@@ -328,73 +319,82 @@ def _thinking(body: Json, spec: ModelSpec) -> bool:
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
-def _effort(body: Json, era: Era | None) -> str | None:
+def _effort(body: Json, era: Era) -> str | None:
     value = body.get("reasoning_effort")
-    if value is None or refusal(era, "reasoning_effort_variant") is None:
+    if value is None or era.refusal("reasoning_effort_variant") is None:
         return None  # an era before reasoning_effort ignores the field
     if not isinstance(value, str):
-        raise refusal(era, "reasoning_effort_type", value=value) or _bad(
+        raise era.refusal("reasoning_effort_type", value=value) or _bad(
             "reasoning_effort", value, "a string"
         )
     if value not in EFFORTS:
-        raise refusal(era, "reasoning_effort_variant", value=value) or _bad(
+        raise era.refusal("reasoning_effort_variant", value=value) or _bad(
             "reasoning_effort", value, "a known effort"
         )
     return value
 
 
-def _top_logprobs(body: Json, era: Era | None, logprobs: bool) -> int:
+def _top_logprobs(body: Json, era: Era, logprobs: bool) -> int:
     value = body.get("top_logprobs")
     if value is None:
         return 0
     if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        raise refusal(era, "top_logprobs_negative", value=value) or _range_error(
+        raise era.refusal("top_logprobs_negative", value=value) or _range_error(
             "top_logprobs", _range_text("top_logprobs", 0, 20)
         )
-    range_check = era.check("top_logprobs_range") if era is not None else None
+    range_check = era.check("top_logprobs_range")
     top = _integer(body, "top_logprobs", 0, 20, text=range_check.text() if range_check else "")
-    if not logprobs and (needs := refusal(era, "top_logprobs_needs_logprobs")):
+    if not logprobs and (needs := era.refusal("top_logprobs_needs_logprobs")):
         raise needs
     return top or 0
 
 
-def _json_mode(body: Json, era: Era | None, messages: list[Json]) -> bool:
+def _json_mode(body: Json, era: Era, messages: list[Json]) -> bool:
     response_format = body.get("response_format")
     if response_format is None:
         return False
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind not in ("text", "json_object", "json_schema"):
         raise _bad("response_format", response_format, "`text` or `json_object`")
-    if kind == "json_schema" and (unavailable := refusal(era, "json_schema_unavailable")):
+    if kind == "json_schema" and (unavailable := era.refusal("json_schema_unavailable")):
         raise unavailable
-    needs_word = refusal(era, "json_object_needs_word") if kind == "json_object" else None
+    needs_word = era.refusal("json_object_needs_word") if kind == "json_object" else None
     if needs_word and not any("json" in tokens._text(m.get("content")).lower() for m in messages):
         raise needs_word
     return kind in ("json_object", "json_schema")
 
 
-def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> ChatRequest:
-    """`era` gives the models and the rules in force; `beta` says the request came to the
-    /beta base URL, which some features need."""
-    from mockserver import rules  # the conversation rules build on what is checked here
-
+def request_object(body: Any, struct: str, required: tuple[str, ...]) -> tuple[Json, str]:
+    """The body as an object with its required fields, and its `model` name."""
     if not isinstance(body, dict):
         raise ApiError(
-            "invalid_request",
-            f"{PREFIX}invalid type: {_type_name(body)}, expected struct ChatCompletionRequest",
+            "invalid_request", f"{PREFIX}invalid type: {_type_name(body)}, expected struct {struct}"
         )
-    for key in ("messages", "model"):
+    for key in required:
         if key not in body:
             raise ApiError("invalid_request", f"{PREFIX}missing field `{key}`")
     model = body["model"]
     if not isinstance(model, str):
         raise _bad("model", model, "a string")
-    messages = _messages(body["messages"], era.roles)
+    return body, model
+
+
+def served(era: Era, model: str) -> ModelSpec:
+    """The model as the era serves it, or the era's unknown-model error."""
     spec = era.models.get(model)
     if spec is None:
-        raise refusal(era, "unknown_model", model=model) or ApiError(
+        raise era.refusal("unknown_model", model=model) or ApiError(
             "invalid_request", "Model Not Exist", param="model"
         )
+    return spec
+
+
+def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> ChatRequest:
+    """`era` gives the models and the rules in force; `beta` says the request came to the
+    /beta base URL, which some features need."""
+    body, model = request_object(body, "ChatCompletionRequest", ("messages", "model"))
+    messages = _messages(body["messages"], era.roles)
+    spec = served(era, model)
 
     _number(body, "temperature", 0, 2)
     top_p = era.check("top_p_range")
@@ -434,11 +434,7 @@ def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> Ch
     effort = _effort(body, era)
     thinking = _thinking(body, spec) and effort != "none"
     asks_logprobs = logprobs or body.get("top_logprobs") is not None
-    if (
-        thinking
-        and asks_logprobs
-        and (refused := refusal(era, "logprobs_in_thinking", model=model))
-    ):
+    if thinking and asks_logprobs and (refused := era.refusal("logprobs_in_thinking", model=model)):
         raise refused
     chat = ChatRequest(
         model=model,

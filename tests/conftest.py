@@ -32,32 +32,37 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 LATE_2025 = "v3.2"
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[MockServer]:
-    """One real server on 127.0.0.1 speaking all three dialects as of late 2025, checking its
-    own output."""
-    with MockServer(Settings(port=0, self_check=True, era=LATE_2025)) as running:
+def _running(era: str | None) -> Iterator[MockServer]:
+    with MockServer(Settings(port=0, self_check=True, era=era)) as running:
         yield running
 
 
-@pytest.fixture
-def mock(server: MockServer) -> Iterator[MockServer]:
-    """The late-2025 session server, reset for this test."""
+def _reset_around(server: MockServer) -> Iterator[MockServer]:
     server.reset()
     yield server
     server.reset()
 
 
 @pytest.fixture(scope="session")
+def server() -> Iterator[MockServer]:
+    """One real server on 127.0.0.1 speaking all three dialects as of late 2025, checking its
+    own output."""
+    yield from _running(LATE_2025)
+
+
+@pytest.fixture
+def mock(server: MockServer) -> Iterator[MockServer]:
+    """The late-2025 session server, reset for this test."""
+    yield from _reset_around(server)
+
+
+@pytest.fixture(scope="session")
 def server_now() -> Iterator[MockServer]:
     """A real server in the newest era (the default), checking its own output."""
-    with MockServer(Settings(port=0, self_check=True)) as running:
-        yield running
+    yield from _running(None)
 
 
 @pytest.fixture
 def mock_now(server_now: MockServer) -> Iterator[MockServer]:
     """The newest-era session server, reset for this test."""
-    server_now.reset()
-    yield server_now
-    server_now.reset()
+    yield from _reset_around(server_now)

@@ -147,6 +147,19 @@ def _total_off_by_one(code: int, body: bytes) -> bytes:
     return json.dumps(data).encode()
 
 
+def _prompt_tokens_off_by_one(code: int, body: bytes) -> bytes:
+    """Still adds up (prompt + completion = total, hit + miss = prompt), but counts one token
+    more than DeepSeek's tokenizer and template: what a stale template looks like."""
+    data = json.loads(body)
+    usage = data.get("usage")
+    if not usage:
+        return body
+    for key in ("prompt_tokens", "total_tokens", "prompt_cache_miss_tokens"):
+        if key in usage:
+            usage[key] += 1
+    return json.dumps(data).encode()
+
+
 def _nestjs_envelope(code: int, body: bytes) -> bytes:
     return json.dumps({"message": "Bad Request", "statusCode": code}).encode()
 
@@ -197,6 +210,13 @@ FAULTS = [
         "total_tokens",
     ),
     Fault(
+        "prompt_tokens the template does not predict",
+        on_json(lambda code: code == 200, _prompt_tokens_off_by_one),
+        ("test_chat.py",),
+        "test_prompt_tokens_are_what_the_tokenizer_and_template_predict",
+        "prompt_tokens 12, but DeepSeek's tokenizer and the deepseek-flash template predict 11",
+    ),
+    Fault(
         "error in the wrong envelope",
         on_json(lambda code: code >= 400, _nestjs_envelope),
         ("test_errors.py", "test_endpoints.py"),
@@ -214,7 +234,7 @@ def live_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """A clean environment for the inner run: no real keys, no stray contract settings."""
     for dialect in DIALECTS.values():
         monkeypatch.delenv(dialect.key_env, raising=False)
-    for name in ("CONTRACT_DIALECT", "CONTRACT_MODEL", "CONTRACT_MAX_REQUESTS"):
+    for name in ("CONTRACT_DIALECT", "CONTRACT_MODEL", "CONTRACT_MAX_REQUESTS", "CONTRACT_ERA"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CONTRACT_EXAMPLES", "2")
     return monkeypatch
@@ -269,6 +289,48 @@ def test_a_live_run_against_a_correct_server_passes_and_reports_drift(
     assert report["status_differences"] == []
     result.stdout.fnmatch_lines(["*contract drift*", "*request(s) sent of a budget of 40*"])
     assert KEY not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_prompt_token_difference_is_in_the_drift_report(
+    pytester: pytest.Pytester, live_env: pytest.MonkeyPatch
+) -> None:
+    live_env.setenv("DEEPSEEK_API_KEY", KEY)
+    with serving(
+        rewriting(mock_app(), on_json(lambda c: c == 200, _prompt_tokens_off_by_one))
+    ) as url:
+        result = run_live(pytester, live_env, url, "deepseek", "test_chat.py")
+    report = json.loads((pytester.path / "contract-drift.json").read_text())
+    assert report["prompt_token_differences"] == [
+        {
+            "target": "live-deepseek",
+            "case": "simple request",
+            "model": "deepseek-flash",
+            "predicted": 11,
+            "reported": 12,
+        }
+    ]
+    result.stdout.fnmatch_lines(
+        ["*1 prompt_tokens difference(s)*", "*reported 12, the tokenizer and template predict 11*"]
+    )
+
+
+def test_a_model_the_era_does_not_serve_stops_a_live_run_before_sending(
+    pytester: pytest.Pytester, live_env: pytest.MonkeyPatch
+) -> None:
+    live_env.setenv("DEEPSEEK_API_KEY", KEY)
+    live_env.setenv("CONTRACT_MODEL", "deepseek-chat")
+    live_env.setenv("CONTRACT_BASE_URL", "http://127.0.0.1:9")  # nothing may be sent
+    result = pytester.runpytest(str(CONTRACT), "--live")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*CONTRACT_MODEL='deepseek-chat' is not served by DeepSeek API in the era 'v4.1'*Nothing was sent*"
+        ]
+    )
+    live_env.setenv("CONTRACT_ERA", "v3.2")  # the late-2025 API served it
+    with MockServer(Settings(port=0, dialect="deepseek", api_keys=(KEY,), era="v3.2")) as server:
+        old = run_live(pytester, live_env, server.url, "deepseek", "test_chat.py")
+    assert old.ret == pytest.ExitCode.OK, old.stdout.str()
 
 
 def test_live_without_the_key_stops_before_sending_anything(

@@ -226,3 +226,14 @@ def test_record_command_writes_a_cassette(upstream: MockServer, tmp_path: Path) 
     (interaction,) = load(tmp_path / "rec" / "hello.json").interactions
     assert interaction.body == got.body
     assert "sk-test-record" not in err
+
+
+def test_a_bad_cassette_name_at_the_recorder_is_a_400(upstream: MockServer, tmp_path: Path) -> None:
+    with ThreadedServer(
+        record_app(upstream.url, tmp_path, dialect=DEEPSEEK), Settings(port=0)
+    ) as rec:
+        got = fetch(rec.url + CHAT, BODY, headers=KEY | {"X-Mock-Cassette": "../up"})
+        other = fetch(rec.url + CHAT, BODY, headers=KEY | {"X-Mock-Cassette": "named"})
+    assert got.status == 400 and b"cassette name" in got.body
+    assert other.status == 200 and (tmp_path / "named.json").exists()
+    assert upstream.journal.wait_for(1) and len(upstream.journal.entries()) == 1

@@ -311,3 +311,13 @@ def test_differences_name_each_field() -> None:
         '$.c: recorded "x", missing now',
         "$.d: not recorded, now true",
     ]
+
+
+def test_redaction_takes_more_headers_and_patterns() -> None:
+    from mockserver.cassette import DEFAULT_REDACTION
+
+    more = DEFAULT_REDACTION.with_extra(headers=["X-Tenant"], patterns=[r"acct-\d+"])
+    assert more.text("for acct-1234, key sk-abcdef123456") == "for REDACTED, key sk-REDACTED"
+    kept = more.headers([("X-Tenant", "acme"), ("Authorization", "Bearer x")], response=False)
+    assert kept == {"x-tenant": "acme"}
+    assert DEFAULT_REDACTION.headers([("X-Tenant", "acme")], response=False) == {}
