@@ -237,3 +237,30 @@ def test_a_bad_cassette_name_at_the_recorder_is_a_400(upstream: MockServer, tmp_
     assert got.status == 400 and b"cassette name" in got.body
     assert other.status == 200 and (tmp_path / "named.json").exists()
     assert upstream.journal.wait_for(1) and len(upstream.journal.entries()) == 1
+
+
+def test_the_drift_report_answers_loopback_peers_only() -> None:
+    watcher = Proxy(DEEPSEEK, "http://127.0.0.1:9")
+    app = proxy_app(watcher, Forwarder("http://127.0.0.1:9"))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def ask(peer: str) -> int:
+        sent.clear()
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/__mock/drift",
+            "headers": [],
+            "client": (peer, 5000),
+        }
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        return int(sent[0]["status"])
+
+    assert anyio.run(ask, "10.1.2.3") == 403
+    assert anyio.run(ask, "127.0.0.1") == 200
