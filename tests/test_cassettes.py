@@ -230,3 +230,32 @@ def test_a_broken_cassette_is_a_clear_400_not_a_500(tmp_path: Path) -> None:
     with MockServer(Settings(port=0, dialect="deepseek", cassettes=tmp_path)) as server:
         got = fetch(server.url + CHAT, BODY, headers=KEY)
     assert got.status == 400 and b"not a readable cassette" in got.body
+
+
+def test_serve_takes_the_cassette_options() -> None:
+    words = "serve --cassettes rec --cassette suite/a --record-mode new_episodes"
+    words += " --replay-speed 0 --upstream http://127.0.0.1:9 --match-ignore metadata.id"
+    args = cli.build_parser().parse_args(words.split())
+    settings = cli.settings_from(args)
+    assert (settings.cassettes, settings.cassette, settings.record_mode) == (
+        Path("rec"),
+        "suite/a",
+        "new_episodes",
+    )
+    assert (settings.replay_speed, settings.upstream) == (0.0, "http://127.0.0.1:9")
+    assert settings.match_ignore == ("metadata.id",)
+    plain = cli.settings_from(cli.build_parser().parse_args(["serve"]))
+    assert plain.cassettes is None and plain.match_ignore == ("user",)
+
+
+def test_pytest_help_lists_the_cassette_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    out = result.stdout.str()
+    for option in (
+        "--deepseek-mock-record-mode",
+        "--deepseek-mock-upstream",
+        "--deepseek-mock-replay-speed",
+    ):
+        assert option in out
+    markers = pytester.runpytest_subprocess("--markers").stdout.str()
+    assert "cassette='name'" in markers
