@@ -377,6 +377,7 @@ class Miss:
     closest: int | None  # index of the nearest interaction, None when the cassette is empty
     diff: tuple[str, ...]
     exhausted: bool = False  # a recording matched, but every one of them was replayed already
+    missing_file: str | None = None  # the cassette's file, when there is none yet
 
     def message(self) -> str:
         head = f"no recording in cassette {self.cassette!r} answers {self.method} {self.path}"
@@ -385,8 +386,13 @@ class Miss:
                 f"{head}: the {len(self.diff) or 'matching'} recording(s) of this request were "
                 "all replayed already (identical requests replay in recorded order, once each)"
             )
+        if self.missing_file is not None:
+            return (
+                f"{head}: there is no cassette file {self.missing_file} yet; record it with "
+                "--record-mode once (pytest: --deepseek-mock-record-mode=once)"
+            )
         if self.closest is None:
-            return f"{head}: the cassette holds no recordings (record it: --record-mode once)"
+            return f"{head}: the cassette holds no recordings"
         return f"{head}; closest is interaction #{self.closest}, which differs at: " + "; ".join(
             self.diff
         )

@@ -169,6 +169,7 @@ class Tapes:
             str(request["path"]),
             None if best is None else best[1],
             tuple(best[2][:12]) if best else (),
+            missing_file=None if tape.cassette.existed else str(tape.cassette.path),
         )
 
     def add(self, tape: Tape, interaction: Interaction) -> None:
@@ -315,11 +316,8 @@ class TapeMiddleware:
             body,
             tapes.redaction,
         )
-        state["stream"] = (
-            (request.get("json") or {}).get("stream") is True
-            if isinstance(request.get("json"), dict)
-            else False
-        )
+        asked = request.get("json")
+        state["stream"] = isinstance(asked, dict) and asked.get("stream") is True
         if tapes.forwards_everything(tape):
             await self._record(tape, scope, body, receive, send)
             return

@@ -321,3 +321,12 @@ def test_redaction_takes_more_headers_and_patterns() -> None:
     kept = more.headers([("X-Tenant", "acme"), ("Authorization", "Bearer x")], response=False)
     assert kept == {"x-tenant": "acme"}
     assert DEFAULT_REDACTION.headers([("X-Tenant", "acme")], response=False) == {}
+
+
+def test_a_miss_on_a_cassette_never_recorded_says_how_to_record_it(tmp_path: Path) -> None:
+    with replayer(tmp_path, cassette="greeting") as rep:
+        got = fetch(rep.url + CHAT, BODY, headers=KEY)
+    message = json.loads(got.body)["error"]["message"]
+    assert got.status == 404
+    assert f"there is no cassette file {tmp_path / 'greeting.json'} yet" in message
+    assert "--deepseek-mock-record-mode=once" in message
