@@ -264,3 +264,23 @@ def test_the_drift_report_answers_loopback_peers_only() -> None:
 
     assert anyio.run(ask, "10.1.2.3") == 403
     assert anyio.run(ask, "127.0.0.1") == 200
+
+
+def test_an_error_outside_the_envelope_is_a_status_difference() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": b"upstream fell over"})
+
+    with ThreadedServer(app, Settings(port=0)) as bad:
+        _, server = proxy_for(bad.url)
+        with server:
+            got = fetch(server.url + CHAT, BODY, headers=KEY)
+            report = httpx.get(server.url + "/__mock/drift").json()
+    assert (got.status, got.body) == (500, b"upstream fell over")  # passed on as it came
+    (difference,) = report["status_differences"]
+    assert difference["status"] == 500 and difference["case"] == "POST /chat/completions"
+    assert difference["envelope_problems"] == ["not JSON (text/plain)"]
