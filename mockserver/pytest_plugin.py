@@ -80,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "mockserver.Settings fields (e.g. dialect='acedata', seed=7, era='v3.2', "
         "api_keys=('sk-a',)); "
         "strict=True also fails the test when a rule with `times` was not used up; "
-        "cassette='name' replays tests/cassettes/name.json beside the test (and records it "
+        "cassette='name' replays cassettes/name.json in the test's folder (and records it "
         "with --deepseek-mock-record-mode once).",
     )
 
