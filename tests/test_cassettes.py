@@ -259,3 +259,45 @@ def test_pytest_help_lists_the_cassette_options(pytester: pytest.Pytester) -> No
         assert option in out
     markers = pytester.runpytest_subprocess("--markers").stdout.str()
     assert "cassette='name'" in markers
+
+
+def test_to_scenario_keeps_errors_cuts_tool_calls_and_repeats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mockserver import ErrorReply, Reply, Rule, ToolCall
+
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    plain = BODY | {"thinking": {"type": "disabled"}}
+    with MockServer(Settings(port=0, dialect="deepseek")) as upstream:
+        upstream.add(
+            Rule(name="busy", reply=ErrorReply(status=503, message="Server Overloaded"), times=1),
+            Rule(
+                name="tool",
+                reply=Reply(tool_calls=(ToolCall(name="lookup", arguments='{"q": "x"}'),)),
+                times=1,
+            ),
+        )
+        with MockServer(
+            Settings(
+                port=0,
+                dialect="deepseek",
+                cassettes=tmp_path,
+                record_mode="all",
+                upstream=upstream.url,
+            )
+        ) as rec:
+            fetch(rec.url + CHAT, plain, headers=KEY)
+            fetch(rec.url + CHAT, plain | {"tools": tools}, headers=KEY)
+            cut = {"X-Mock-Fault": "cut_after=3", "X-Mock-Delivery": "keep_alives=1"}
+            fetch(rec.url + CHAT, STREAM, headers=KEY | cut)
+    assert cli.main(["cassette", "to-scenario", str(tmp_path / "default.json")]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert problems("scenario.schema.json", document) == []
+    busy, tool, stream = document["rules"]
+    assert busy["error"] == {"status": 503, "message": "Server Overloaded"}
+    assert busy["times"] == 1 and tool["times"] == 1  # the same match twice: in recorded order
+    assert tool["reply"]["tool_calls"] == [{"name": "lookup", "arguments": '{"q": "x"}'}]
+    assert tool["reply"]["finish_reason"] == "tool_calls"
+    assert stream["match"] == {"model": "deepseek-flash", "stream": True, "prompt": "^Hello$"}
+    assert stream["delivery"]["cut_after"] == 3 and stream["delivery"]["keep_alives"] == 1
+    assert "finish_reason" not in stream["reply"]
