@@ -43,6 +43,12 @@ contract-live: $(STAMP)  ## the contract suite against a real endpoint (CONTRACT
 bench: $(STAMP)  ## the mock against a bare Starlette app, same run, as a table (ARGS="--quick")
 	$(BIN)/python -m tests.bench $(ARGS)
 
+need-deepseek-key:
+	@test -n "$$DEEPSEEK_API_KEY" || { echo "make record-live needs DEEPSEEK_API_KEY (a real key); nothing was sent" >&2; exit 2; }
+
+record-live: need-deepseek-key $(STAMP)  ## record live/cassettes/ from the real API again (DEEPSEEK_API_KEY; never run by CI)
+	$(BIN)/pytest live --deepseek-mock-record-mode=all $(ARGS)
+
 coverage: $(STAMP)  ## the test suite under coverage, with a report of what is not run
 	$(BIN)/coverage run -m pytest $(ARGS)
 	$(BIN)/coverage report
@@ -53,4 +59,4 @@ clean:  ## remove the venv and caches
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-.PHONY: venv serve fmt check test schemathesis contract contract-live bench coverage clean help
+.PHONY: venv serve fmt check test schemathesis contract contract-live bench record-live need-deepseek-key coverage clean help

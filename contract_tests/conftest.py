@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from contract_tests.drift import Drift
 from contract_tests.target import (
     CONTRACT_DIALECTS,
     DEFAULT_EXAMPLES,
@@ -34,6 +33,7 @@ from contract_tests.target import (
     select_dialects,
 )
 from contract_tests.wire import ApiClient
+from mockserver.drift import Drift
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 

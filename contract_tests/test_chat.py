@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from contract_tests.drift import TokenNote, documented_values
 from contract_tests.invariants import (
     check_completion,
     check_created,
@@ -18,6 +17,7 @@ from contract_tests.invariants import (
     simple_request,
 )
 from contract_tests.wire import ApiClient, Json, Reply
+from mockserver.drift import TokenNote, documented_values
 
 COUNTING = "Count from 1 to 50, separated by commas."
 

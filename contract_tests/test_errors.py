@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from contract_tests.drift import StatusNote
 from contract_tests.invariants import simple_request
 from contract_tests.target import WRONG_KEY
 from contract_tests.wire import ApiClient, Reply
+from mockserver.drift import StatusNote
 from mockserver.schemas import problems
 
 

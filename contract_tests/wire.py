@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from contract_tests.drift import Drift
 from contract_tests.target import Budget, Target
+from mockserver.drift import Drift
 from mockserver.schemas import problems
 
 Json = dict[str, Any]

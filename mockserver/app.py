@@ -31,6 +31,7 @@ from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
 from mockserver.quota import Balance, RateLimiter
+from mockserver.replay import TapeMiddleware, Tapes, tapes_for
 from mockserver.resources import data_dir
 from mockserver.responder import Completion, Responder
 from mockserver.scenario import ErrorReply, Reply, Rule, Scenario, load_rules
@@ -58,10 +59,13 @@ class Mock:
     bodies: OpenBodies = field(default_factory=OpenBodies)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     balance: Balance = field(default_factory=Balance)
+    tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
 
     def reset(self) -> None:
         """Back to how the server started: its own rules, an empty journal, a cold cache."""
         self.scenario.replace(self.startup)
+        if self.tapes is not None:
+            self.tapes.reset()
         self.journal.clear()
         self.responder.cache.clear()
         tokens.clear_cache()
@@ -161,6 +165,7 @@ def create_app(
             window=settings.rate_window,
         ),
         balance=Balance(settings.balance_tokens),
+        tapes=tapes_for(settings, mounts_for(settings)),
     )
     routes: list[BaseRoute] = []
     for prefix, dialect in mock.mounts:
@@ -176,7 +181,10 @@ def create_app(
     routes.append(admin.mount(mock))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(JournalMiddleware, journal=mock.journal)],
+        middleware=[
+            Middleware(JournalMiddleware, journal=mock.journal),
+            Middleware(TapeMiddleware, mock=mock),
+        ],
         exception_handlers={
             ApiError: render_error,
             HTTPException: render_error,

@@ -17,6 +17,7 @@ from mockserver.delivery import Delivery
 from mockserver.dialects import DIALECTS
 from mockserver.faults import parse_fault
 from mockserver.settings import Settings
+from mockserver.tools import COMMANDS, add_commands, add_replay_options, replay_settings
 
 log = logging.getLogger("mockserver")
 
@@ -251,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between those lines",
     )
 
+    add_replay_options(serve)
+
     ops = serve.add_argument_group("operations")
     ops.add_argument(
         "--admin-token",
@@ -292,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate scenario files without serving", formatter_class=_Formatter
     )
     check.add_argument("paths", nargs="+", type=Path, help="scenario files or folders")
+    add_commands(commands, _Formatter)
     return parser
 
 
@@ -327,6 +331,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        **replay_settings(args),
     )
 
 
@@ -410,5 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "check":
         return check(args)
+    if args.command in COMMANDS:
+        return COMMANDS[args.command](args)
     parser.print_help()
     return 0

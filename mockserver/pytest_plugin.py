@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from mockserver.dialects import DIALECTS
+from mockserver.replay import MODES
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 
@@ -45,6 +46,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "as of (default: the newest era)",
     )
     group.addoption(
+        "--deepseek-mock-record-mode",
+        default="none",
+        choices=MODES,
+        help="for tests marked with a cassette: none replays only and never reaches the "
+        "network (default); once records cassettes that do not exist; new_episodes records "
+        "what has no recording; all records everything again",
+    )
+    group.addoption(
+        "--deepseek-mock-upstream",
+        default=None,
+        metavar="URL",
+        help="where cassette tests record from (default: the provider's own base URL; the key "
+        "comes from DEEPSEEK_API_KEY when the client sends the placeholder)",
+    )
+    group.addoption(
+        "--deepseek-mock-replay-speed",
+        type=float,
+        default=0.0,
+        help="recorded offsets are divided by this; 0 (default): as fast as possible",
+    )
+    group.addoption(
         "--deepseek-mock-seed",
         type=int,
         default=0,
@@ -58,7 +80,9 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**settings): give this test a mock server of its own, started with these "
         "mockserver.Settings fields (e.g. dialect='acedata', seed=7, era='v3.2', "
         "api_keys=('sk-a',)); "
-        "strict=True also fails the test when a rule with `times` was not used up.",
+        "strict=True also fails the test when a rule with `times` was not used up; "
+        "cassette='name' replays cassettes/name.json in the test's folder (and records it "
+        "with --deepseek-mock-record-mode once).",
     )
 
 
@@ -92,6 +116,27 @@ def _marker_settings(marker: pytest.Mark) -> dict[str, Any]:
     }
 
 
+def _cassette_settings(request: pytest.FixtureRequest, given: dict[str, Any]) -> dict[str, Any]:
+    """A cassette lives beside the test (`<test dir>/cassettes/<name>.json`); the mode, the
+    upstream and the speed come from the command line unless the marker says."""
+    if "cassette" not in given:
+        return given
+    config = request.config
+    return {
+        "cassettes": Path(request.node.path).parent / "cassettes",
+        "record_mode": config.getoption("--deepseek-mock-record-mode"),
+        "upstream": config.getoption("--deepseek-mock-upstream"),
+        "replay_speed": config.getoption("--deepseek-mock-replay-speed"),
+        **given,
+        **({"cassettes": Path(given["cassettes"])} if "cassettes" in given else {}),
+    }
+
+
+def _misses(server: MockServer) -> list[str]:
+    tapes = server.mock.tapes
+    return [miss.message() for miss in tapes.take_misses()] if tapes is not None else []
+
+
 def _settings(config: pytest.Config, overrides: Mapping[str, Any]) -> Settings:
     # Port 0 first, so a marker may still pin a port but two test runs never collide by default.
     return Settings(**{"port": 0, **_options(config), **overrides})
@@ -119,12 +164,14 @@ def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
     `@pytest.mark.deepseek_mock(**settings)` gives the test a dedicated server instead.
     """
     marker = request.node.get_closest_marker(MARKER)
-    overrides = _marker_settings(marker) if marker else {}
+    overrides = _cassette_settings(request, _marker_settings(marker)) if marker else {}
     strict = bool(marker.kwargs.get("strict", False)) if marker else False
+    misses: list[str] = []
     if overrides:
         with MockServer(_settings(request.config, overrides)) as server:
             yield server
             unused = _unused_rules(server) if strict else []
+            misses = _misses(server)
     else:
         # Looked up only here, so a run whose tests all bring their own settings never starts it.
         server = request.getfixturevalue("deepseek_mock_server")
@@ -134,6 +181,12 @@ def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
             unused = _unused_rules(server) if strict else []
         finally:
             server.reset()
+    if misses:
+        pytest.fail(
+            "deepseek_mock: requests with no recording (the test got a 404 for each):\n  "
+            + "\n  ".join(misses),
+            pytrace=False,
+        )
     if unused:
         pytest.fail(
             "strict deepseek_mock: rules not used up:\n  " + "\n  ".join(unused), pytrace=False

@@ -12,6 +12,8 @@ import threading
 from types import TracebackType
 from typing import Self
 
+from starlette.types import ASGIApp
+
 from mockserver.app import Mock, create_app
 from mockserver.connections import MockUvicorn, uvicorn_config
 from mockserver.journal import Journal
@@ -20,19 +22,13 @@ from mockserver.settings import Settings
 from mockserver.wire import install_log_filters
 
 
-class MockServer:
-    """`with MockServer() as server:` gives `server.base_url`, `server.scenario` and
-    `server.journal`; a port of 0 (the default here) picks a free one."""
+class ThreadedServer:
+    """Any ASGI app of the package on 127.0.0.1 in a background thread: `url`, `port`,
+    `start()`, `stop()` and the context manager."""
 
-    def __init__(
-        self, settings: Settings | None = None, *, log_level: str = "warning", **overrides: object
-    ) -> None:
-        settings = settings or Settings(port=0)
-        self.settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
-        self.app = create_app(self.settings)
-        self.mock: Mock = self.app.state.mock
-        self.scenario: Scenario = self.mock.scenario
-        self.journal: Journal = self.mock.journal
+    def __init__(self, app: ASGIApp, settings: Settings, *, log_level: str = "warning") -> None:
+        self.settings = settings
+        self.app = app
         self._socket = socket.create_server((self.settings.host, self.settings.port), backlog=2048)
         host, port = self._socket.getsockname()[:2]
         self.port: int = port
@@ -45,27 +41,6 @@ class MockServer:
             daemon=True,
             name="deepseek-mock",
         )
-
-    @property
-    def base_url(self) -> str:
-        """What an OpenAI-compatible client takes as `base_url` for the server's main dialect."""
-        return self.url_for(self.settings.dialect or "deepseek")
-
-    def url_for(self, dialect: str) -> str:
-        """The base URL of one dialect on this server (AI/ML sits under a prefix when shared);
-        `"anthropic"` gives DeepSeek's Anthropic API, the `anthropic` SDK's `base_url`."""
-        for prefix, mounted in self.mock.mounts:
-            if mounted.name == dialect:
-                return self.url + prefix + mounted.sdk_path
-        raise ValueError(f"this server does not speak {dialect!r}")
-
-    def add(self, *rules: Rule) -> None:
-        for rule in rules:
-            self.scenario.add(rule)
-
-    def reset(self) -> None:
-        """Back to the rules the server started with; empty journal, cold prompt cache."""
-        self.mock.reset()
 
     def start(self) -> Self:
         install_log_filters()
@@ -88,3 +63,39 @@ class MockServer:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class MockServer(ThreadedServer):
+    """`with MockServer() as server:` gives `server.base_url`, `server.scenario` and
+    `server.journal`; a port of 0 (the default here) picks a free one."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, log_level: str = "warning", **overrides: object
+    ) -> None:
+        settings = settings or Settings(port=0)
+        settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+        super().__init__(create_app(settings), settings, log_level=log_level)
+        self.mock: Mock = self.app.state.mock  # type: ignore[attr-defined]
+        self.scenario: Scenario = self.mock.scenario
+        self.journal: Journal = self.mock.journal
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI-compatible client takes as `base_url` for the server's main dialect."""
+        return self.url_for(self.settings.dialect or "deepseek")
+
+    def url_for(self, dialect: str) -> str:
+        """The base URL of one dialect on this server (AI/ML sits under a prefix when shared);
+        `"anthropic"` gives DeepSeek's Anthropic API, the `anthropic` SDK's `base_url`."""
+        for prefix, mounted in self.mock.mounts:
+            if mounted.name == dialect:
+                return self.url + prefix + mounted.sdk_path
+        raise ValueError(f"this server does not speak {dialect!r}")
+
+    def add(self, *rules: Rule) -> None:
+        for rule in rules:
+            self.scenario.add(rule)
+
+    def reset(self) -> None:
+        """Back to the rules the server started with; empty journal, cold prompt cache."""
+        self.mock.reset()

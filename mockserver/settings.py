@@ -38,3 +38,10 @@ class Settings:
     self_check: bool = False  # validate every response against schemas/ before it is sent
     era: str | None = None  # a date or an era's name (see --era); None: the newest era
     catalogs: tuple[Path, ...] = ()  # catalogue files that replace a dialect's packaged one
+    # Cassettes (mockserver/replay.py): None serves the mock; a folder replays and records.
+    cassettes: Path | None = None
+    cassette: str = "default"  # the cassette a request without X-Mock-Cassette uses
+    record_mode: str = "none"  # none, once, new_episodes, all (vcrpy's names)
+    replay_speed: float = 1.0  # recorded offsets are divided by this; 0: as fast as possible
+    upstream: str | None = None  # where recording forwards to; None: the provider's own URL
+    match_ignore: tuple[str, ...] = ("user",)  # body fields matching ignores (a.b, a[].b)

@@ -25,9 +25,9 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contract_tests.drift import examine
 from mockserver.app import create_app
 from mockserver.dialects import DIALECTS
+from mockserver.drift import examine
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 

@@ -37,7 +37,9 @@ class ErrorBody:
     media_type: str = "application/json"
 
 
-@dataclass(frozen=True, kw_only=True)
+# eq=False: a dialect is one object per provider, compared and hashed by identity, so caches
+# may be keyed on it although some of its fields are dicts.
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Dialect:
     name: str
     title: str

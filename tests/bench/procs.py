@@ -64,7 +64,7 @@ def answers(port: int, path: str) -> bool:
 
 @dataclass
 class Server:
-    app: str  # "mock" or "bare"
+    app: str  # "mock", "bare", "stamps" (an upstream) or "proxy"
     port: int
     process: subprocess.Popen[bytes]
     log: Path

@@ -312,6 +312,42 @@ class Bench:
         self.add("slow.rss", "mock", mock.peak_rss_mib() if exact else mock.rss_mib())
         say(f"  {count} slow streams done")
 
+    def proxy(self) -> None:
+        """Per-frame latency from an upstream's send to the client's read, through the
+        validating proxy and directly; the proxy checks every chunk after forwarding it."""
+        from tests.bench.proxy import FRAMES, GAP, STREAMS, latencies
+
+        label = f"proxy, {STREAMS} streams × {FRAMES} frames {GAP * 1000:g} ms apart"
+        self.figure("proxy.p50", f"{label}: frame latency p50 (bare: direct)", "ms")
+        self.figure("proxy.p99", f"{label}: frame latency p99 (bare: direct)", "ms")
+        self.figure(
+            "proxy.added99",
+            f"{label}: latency the proxy adds per frame, p99",
+            "ms",
+            bare=None,
+            target=below(5, "ms"),
+        )
+        upstream = spawn("stamps", self.work)
+        proxy: Server | None = None
+        try:
+            url = f"http://127.0.0.1:{upstream.port}"
+            proxy = spawn("proxy", self.work, "--upstream", url)
+            # Warm-up, not measured: the first check loads the schema registry (~0.2 s).
+            self.run_async(latencies(f"http://127.0.0.1:{proxy.port}{CHAT}"))
+            for _ in range(self.plan.rounds):
+                direct = self.run_async(latencies(url + CHAT))
+                via = self.run_async(latencies(f"http://127.0.0.1:{proxy.port}{CHAT}"))
+                self.add("proxy.p50", "mock", quantile(via, 0.5))
+                self.add("proxy.p50", "bare", quantile(direct, 0.5))
+                self.add("proxy.p99", "mock", quantile(via, 0.99))
+                self.add("proxy.p99", "bare", quantile(direct, 0.99))
+                self.add("proxy.added99", "mock", quantile(via, 0.99) - quantile(direct, 0.99))
+        finally:
+            upstream.stop()
+            if proxy is not None:
+                proxy.stop()
+        say("  proxy done")
+
     def startup(self) -> None:
         self.figure("startup", "start-up: spawn to first 200", "ms", target=below(400, "ms"))
         for _ in range(self.plan.startup_rounds):
@@ -351,6 +387,7 @@ class Bench:
             mock.stop()
             if bare is not None:
                 bare.stop()
+        self.proxy()
         self.startup()
         self.micro()
         return list(self.figures.values())

@@ -50,7 +50,8 @@ def mock_app(rules: Path | None) -> Starlette:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.serve")
-    parser.add_argument("--app", choices=("mock", "bare"), required=True)
+    parser.add_argument("--app", choices=("mock", "bare", "stamps", "proxy"), required=True)
+    parser.add_argument("--upstream", help="what the proxy forwards to")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--rules", type=Path, help="canned replies for the mock (JSON)")
@@ -65,6 +66,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if args.app == "mock":
         app = mock_app(args.rules)
+    elif args.app == "stamps":
+        from tests.bench.proxy import stamps_app
+
+        app = stamps_app  # type: ignore[assignment]
+    elif args.app == "proxy":
+        from mockserver.dialects import DIALECTS
+        from mockserver.proxy import Proxy, proxy_app
+        from mockserver.recorder import Forwarder
+
+        watcher = Proxy(DIALECTS["deepseek"], args.upstream)
+        app = proxy_app(watcher, Forwarder(args.upstream))  # type: ignore[assignment]
     else:
         from tests.bench.bare import create_app
 

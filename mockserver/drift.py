@@ -1,4 +1,5 @@
-"""Drift: where an endpoint's answers and the schemas part ways, collected while the suite runs.
+"""Drift: where an endpoint's answers and the schemas part ways, collected while the contract
+suite runs or while the validating proxy watches real traffic.
 
 The schemas accept extra fields on purpose (providers add fields without notice), so a passing
 run can still hide news. This module walks each answer alongside its schema, through `$ref`,
@@ -225,10 +226,29 @@ class Drift:
     statuses: list[StatusNote] = field(default_factory=list)
     token_counts: list[TokenNote] = field(default_factory=list)
     checked: int = 0
+    # (target, what, problem) → times seen: bodies a schema refuses, streams that break an
+    # invariant (no [DONE], two finish reasons, ...): what the proxy finds beyond fields.
+    problems: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def problem(self, target: str, what: str, text: str) -> None:
+        key = (target, what, text)
+        self.problems[key] = self.problems.get(key, 0) + 1
+
+    @property
+    def drifted(self) -> bool:
+        return bool(
+            self.undeclared
+            or self.missing
+            or self.problems
+            or any(note.differs for note in self.statuses)
+        )
 
     def observe(self, target: str, schema_name: str, instance: object) -> None:
+        self.record(target, schema_name, examine(schema_name, instance))
+
+    def record(self, target: str, schema_name: str, found: Findings) -> None:
+        """What `examine` found in one body, counted."""
         self.checked += 1
-        found = examine(schema_name, instance)
         for path, example in found.undeclared.items():
             seen = self.undeclared.setdefault((target, schema_name, path), [0, example])
             seen[0] += 1
@@ -271,6 +291,10 @@ class Drift:
             "error_cases": [
                 {"target": n.target, "case": n.case, "status": n.status} for n in self.statuses
             ],
+            "problems": [
+                {"target": t, "where": w, "problem": p, "count": n}
+                for (t, w, p), n in sorted(self.problems.items())
+            ],
             "prompt_token_differences": [
                 {
                     "target": n.target,
@@ -296,12 +320,14 @@ class Drift:
             f"{len(self.targets)} target(s), {self.checked} bodies checked: "
             f"{len(self.undeclared)} undeclared field(s), {len(self.missing)} missing required "
             f"field(s), {len(differing)} differing error case(s), "
-            f"{len(counts)} prompt_tokens difference(s)"
+            f"{len(counts)} prompt_tokens difference(s), {len(self.problems)} problem(s)"
         ]
         for (t, s, p), (n, _) in sorted(self.undeclared.items())[:limit]:
             lines.append(f"  undeclared  {t}  {s}  {p}  (x{n})")
         for (t, s, p), n in sorted(self.missing.items())[:limit]:
             lines.append(f"  missing     {t}  {s}  {p}  (x{n})")
+        for (t, w, p), n in sorted(self.problems.items())[:limit]:
+            lines.append(f"  problem     {t}  {w}  {p}  (x{n})")
         for tn in counts[:limit]:
             lines.append(
                 f"  tokens      {tn.target}  {tn.case} ({tn.model}): reported {tn.reported}, "
