@@ -135,3 +135,13 @@ def test_ready_skips_a_peer_with_one_clear_line(
     assert [line for line in lines if "skipped" in line] == [
         "peer aimock skipped: the npm registry cannot be reached"
     ]
+
+
+def test_make_bench_peers_parses_and_its_cache_is_git_ignored() -> None:
+    from tests.bench.__main__ import CACHE, build_parser
+    from tests.bench.procs import ROOT
+
+    args = build_parser().parse_args(["--quick", "--peers"])
+    assert args.quick and args.peers
+    assert CACHE.parent == ROOT
+    assert f"{CACHE.name}/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -20,7 +20,7 @@ from tests.bench.runner import FULL, QUICK, Bench, say
 CACHE = ROOT / ".bench-peers"  # beside the checkout, git-ignored: the peers' installs
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs (<1 min)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure here")
@@ -40,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("wrk", "asyncio"),
         help="non-streaming load generator (default: wrk when installed)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     started = time.perf_counter()
     usable = peers.ready(CACHE, say) if args.peers else []
