@@ -83,7 +83,7 @@ class Plan:
     micro_repeats: int
     concurrencies: tuple[int, ...] = (1, 16, 64)
     peer_concurrencies: tuple[int, ...] = (16, 64)  # where the peers are measured too
-    distinct_concurrencies: tuple[int, ...] = (16, 64)
+    variant_concurrencies: tuple[int, ...] = (16, 64)  # the generated and new-prompt rows
     stream_counts: tuple[int, ...] = (100, 1000)
     pacing_streams: int = 100
     slow_streams: int = 10_000  # held open at once, by one server process
@@ -98,7 +98,7 @@ QUICK = Plan(
     startup_rounds=3,
     micro_repeats=3,
     slow_streams=2_000,
-    distinct_concurrencies=(16,),
+    variant_concurrencies=(16,),
 )
 
 
@@ -323,7 +323,7 @@ class Bench:
     def generated(self, mock: Server, bare: Server) -> None:
         """The mock writing its own reply (no rule matches); the bare app answers as ever."""
         body = generated_body(self.texts)
-        for c in self.plan.peer_concurrencies:
+        for c in self.plan.variant_concurrencies:
             canned = self.figures[f"ns.c{c}.rps"]
             label = f"non-streaming c={c}, a generated reply"
             targets = (at_least_ratio(0.8), at_least_peer_ratio_of(1.5, canned))
@@ -339,7 +339,7 @@ class Bench:
 
     def distinct(self, servers: list[Server]) -> None:
         """A new prompt on every request: what the mock pays to count text it has not seen."""
-        for c in self.plan.distinct_concurrencies:
+        for c in self.plan.variant_concurrencies:
             label = f"non-streaming c={c}, a new prompt every request"
             self.figure(f"nsd.c{c}.rps", f"{label}: throughput", "req/s", at_least_ratio(0.5))
             self.figure(f"nsd.c{c}.p99", f"{label}: latency p99", "ms")
