@@ -102,7 +102,13 @@ def notes(bench: Bench, pinned: bool, elapsed: float) -> str:
         "Server on CPU 0, load generator on CPU 1." if pinned else "Server and load share CPUs.",
         f"Mock CPU during c=16: {max(server_c16, default=0):.0f}% of a core; the load "
         f"generators never needed more than {wrk:.0f}% (requests) and {client:.0f}% (streams) "
-        "of theirs, so they are not the limit.",
+        "of theirs, so they are not the limit."
+        + (
+            " Below 80%, the mock waited for its core: something outside the bench ran there, "
+            "so this run's figures are low."
+            if max(server_c16, default=100) < 80
+            else ""
+        ),
         "Streams: the bare app writes 16 frames per send, as the mock does; the rows "
         "'bare one frame per send' show the same stream written a frame at a time.",
         "A new prompt every request: a counter after the prompt, a range of its own per run, "
