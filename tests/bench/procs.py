@@ -84,10 +84,6 @@ class Server:
     started_at: float = 0.0  # perf_counter at spawn
     startup: float = 0.0  # seconds from spawn to the first 200
 
-    @property
-    def app(self) -> str:
-        return self.name
-
     def _status(self) -> dict[str, int]:
         fields: dict[str, int] = {}
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

@@ -375,8 +375,7 @@ class Bench:
                 self.add("shipped.c16.rps", column, result.rps)
                 self.add("shipped.c16.p99", column, result.p99_ms)
                 self.count("ns.errors", server.name, result.errors)
-                events = self.expected["mock"].short_events
-                streamed = self.streams(server, body, count, events)
+                streamed = self.streams(server, body, count, self.events(server, "short"))
                 self.add("shipped.streams.eps", column, streamed.events_per_second)
         say("  mock as shipped done")
 
