@@ -40,7 +40,7 @@ contract: $(STAMP)  ## the contract suite against a mock it starts itself, for e
 contract-live: $(STAMP)  ## the contract suite against a real endpoint (CONTRACT_DIALECT, its key, CONTRACT_BASE_URL)
 	$(BIN)/pytest contract_tests --live $(ARGS)
 
-bench: $(STAMP)  ## the mock against a bare Starlette app, same run, as a table (ARGS="--quick")
+bench: $(STAMP)  ## the mock against bare Starlette (ARGS="--peers": and other mocks) as a table (ARGS="--quick")
 	$(BIN)/python -m tests.bench $(ARGS)
 
 need-deepseek-key:

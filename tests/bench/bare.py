@@ -1,8 +1,12 @@
 """The baseline: a bare Starlette app that replays the mock's own bytes.
 
-It does what a typical hand-written endpoint does and nothing more: parse the JSON body, pick
-a fixed answer, and for a stream yield one SSE frame per event. Whatever the mock costs beyond
-this is the price of validation, token counting, rules, rendering, the journal and pacing.
+It does what a typical hand-written endpoint does and nothing more: parse the JSON body and
+pick a fixed answer. A stream is sent the way the mock sends one when nothing paces it: its
+frames joined in batches of `mockserver.delivery.BATCH`, yielding to the loop between
+batches, so a streaming ratio compares the servers and not two ways of writing. The same
+stream one frame per send (as a typical hand-written endpoint does it) is served at
+`UNBATCHED + /chat/completions`. Whatever the mock costs beyond this is the price of
+validation, token counting, rules, rendering, the journal and pacing.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -19,6 +24,7 @@ from starlette.routing import Route
 JSON_SHORT = "json-short.bin"
 STREAM_SHORT = "stream-short.bin"
 STREAM_LONG = "stream-long.bin"
+UNBATCHED = "/unbatched"  # path prefix of the frame-per-send stream
 
 
 def split_frames(stream: bytes) -> list[bytes]:
@@ -26,20 +32,35 @@ def split_frames(stream: bytes) -> list[bytes]:
     return [frame + b"\n\n" for frame in stream.split(b"\n\n") if frame]
 
 
+def batches(frames: list[bytes], size: int) -> list[bytes]:
+    """Consecutive frames joined `size` at a time: the writes the mock makes."""
+    return [b"".join(frames[i : i + size]) for i in range(0, len(frames), size)]
+
+
 def create_app(captured: Path) -> Starlette:
+    from mockserver.delivery import BATCH
+
     answer = (captured / JSON_SHORT).read_bytes()
     short_frames = split_frames((captured / STREAM_SHORT).read_bytes())
     long_frames = split_frames((captured / STREAM_LONG).read_bytes())
+    short_batches = batches(short_frames, BATCH)
+    long_batches = batches(long_frames, BATCH)
 
     async def chat(request: Request) -> Response:
         body = await request.json()
         if not body.get("stream"):
             return Response(answer, media_type="application/json")
-        frames = long_frames if body.get("max_tokens", 0) > 1000 else short_frames
+        long = body.get("max_tokens", 0) > 1000
+        if request.url.path.startswith(UNBATCHED):
+            writes, pause = (long_frames if long else short_frames), False
+        else:
+            writes, pause = (long_batches if long else short_batches), True
 
         async def events() -> AsyncIterator[bytes]:
-            for frame in frames:
-                yield frame
+            for i, write in enumerate(writes):
+                if pause and i:
+                    await anyio.sleep(0)  # as the mock: other streams get in between batches
+                yield write
 
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"cache-control": "no-cache"}
@@ -52,5 +73,6 @@ def create_app(captured: Path) -> Starlette:
         routes=[
             Route("/", home, methods=["GET"]),
             Route("/chat/completions", chat, methods=["POST"]),
+            Route(UNBATCHED + "/chat/completions", chat, methods=["POST"]),
         ]
     )

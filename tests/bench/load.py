@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -25,16 +25,39 @@ import orjson
 
 HOST = "127.0.0.1"
 MARK = b"data: "
-CHUNKED_END = b"0\r\n\r\n"
+CHUNKED_END = b"\r\n0\r\n\r\n"  # the last chunk of a chunked body, after the one before
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
-WRK_SCRIPT = """\
-local f = assert(io.open([[@BODY@]], "rb"))
+WRK_HEAD = """\
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
 wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer x"
+"""
+
+# The same body on every request.
+WRK_FIXED = """\
+wrk.body = slurp([[@BODY@]])
+"""
+
+# A new body on every request: the counter goes between the prompt's two halves, so no two
+# requests of a run carry the same prompt (wrk.format adds the Content-Length).
+WRK_DISTINCT = """\
+local prefix = slurp([[@PREFIX@]])
+local suffix = slurp([[@SUFFIX@]])
+local counter = @START@
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, prefix .. counter .. suffix)
+end
+"""
+
+WRK_DONE = """\
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -44,6 +67,39 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.status + e.timeout))
 end
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Distinct:
+    """A body whose prompt carries a counter, so every request is new text (no cache hit):
+    request n (from 1) sends `prefix + str(start + n) + suffix`."""
+
+    prefix: bytes
+    suffix: bytes
+    start: int
+
+    def body(self, n: int) -> bytes:
+        return self.prefix + str(self.start + n).encode() + self.suffix
+
+
+Body = bytes | Distinct
+
+
+def wrk_script(body: Body, folder: Path) -> str:
+    """The Lua script for one wrk run; the bodies go to files in `folder` (never inlined:
+    a long bracket would end at the first `]]` of the text)."""
+    if isinstance(body, Distinct):
+        (folder / "prefix.json").write_bytes(body.prefix)
+        (folder / "suffix.json").write_bytes(body.suffix)
+        middle = (
+            WRK_DISTINCT.replace("@PREFIX@", str(folder / "prefix.json"))
+            .replace("@SUFFIX@", str(folder / "suffix.json"))
+            .replace("@START@", str(body.start))
+        )
+    else:
+        (folder / "body.json").write_bytes(body)
+        middle = WRK_FIXED.replace("@BODY@", str(folder / "body.json"))
+    return WRK_HEAD + middle + WRK_DONE
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -70,12 +126,10 @@ def has_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(port: int, path: str, body: bytes, connections: int, duration: float) -> RequestsResult:
+def run_wrk(port: int, path: str, body: Body, connections: int, duration: float) -> RequestsResult:
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        body_file = Path(tmp) / "body.json"
-        body_file.write_bytes(body)
         script = Path(tmp) / "post.lua"
-        script.write_text(WRK_SCRIPT.replace("@BODY@", str(body_file)))
+        script.write_text(wrk_script(body, Path(tmp)))
         seconds = max(1, round(duration))
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
         command += ["-s", str(script), f"http://{HOST}:{port}{path}"]
@@ -111,9 +165,11 @@ def post_request(path: str, body: bytes, *, close: bool, headers: dict[str, str]
 
 
 class _KeepAlive(asyncio.Protocol):
-    """One connection sending the same request back to back until the deadline."""
+    """One connection sending requests back to back until the deadline."""
 
-    def __init__(self, request: bytes, deadline: float, latencies: list[float]) -> None:
+    def __init__(
+        self, request: Callable[[], bytes], deadline: float, latencies: list[float]
+    ) -> None:
         self.request = request
         self.deadline = deadline
         self.latencies = latencies
@@ -135,7 +191,7 @@ class _KeepAlive(asyncio.Protocol):
         self.buffer.clear()
         self.need = -1
         self.sent = time.perf_counter()
-        self.transport.write(self.request)
+        self.transport.write(self.request())
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -167,12 +223,22 @@ async def _connect(loop: asyncio.AbstractEventLoop, client: asyncio.Protocol, po
     await loop.create_connection(lambda: client, HOST, port)
 
 
+def requests_of(path: str, body: Body) -> Callable[[], bytes]:
+    """What each send writes: the same request, or the next of a distinct body's series
+    (one counter for all connections, so no two requests repeat)."""
+    if isinstance(body, Distinct):
+        counter = itertools.count(1)
+        return lambda: post_request(path, body.body(next(counter)), close=False, headers={})
+    request = post_request(path, body, close=False, headers={})
+    return lambda: request
+
+
 async def run_requests(
-    port: int, path: str, body: bytes, connections: int, duration: float
+    port: int, path: str, body: Body, connections: int, duration: float
 ) -> RequestsResult:
     """The fallback when wrk is missing: keep-alive connections on raw sockets."""
     loop = asyncio.get_running_loop()
-    request = post_request(path, body, close=False, headers={})
+    request = requests_of(path, body)
     latencies: list[float] = []
     started = time.perf_counter()
     deadline = started + duration
@@ -198,7 +264,9 @@ async def run_requests(
 
 class _Stream(asyncio.Protocol):
     """One streamed answer on its own connection (`Connection: close`): counts events and
-    stamps each one's arrival."""
+    stamps each one's arrival. The answer ends with the body's last chunk: a server that
+    keeps the connection open anyway (aimock answers `Connection: keep-alive` to a request
+    that asked for close) is not charged for its idle timeout."""
 
     def __init__(self, request: bytes, stamp: bool) -> None:
         self.request = request
@@ -209,6 +277,8 @@ class _Stream(asyncio.Protocol):
         self.events = 0
         self.times: list[float] = []
         self.tail = b""
+        self.end = b""  # the last bytes received, to see the body's end
+        self.finished = False
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.failure: str | None = None
@@ -232,13 +302,21 @@ class _Stream(asyncio.Protocol):
         # Five bytes cannot hold a whole marker, so nothing is counted twice, and a marker
         # split between two reads is still found.
         self.tail = chunk[-(len(MARK) - 1) :]
+        self.end = (self.end + data)[-len(CHUNKED_END) :]
+        if self.end == CHUNKED_END and not self.finished:
+            self.finished = True
+            assert self.transport is not None
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None:
+        ok = self.status == b"HTTP/1.1 200"
+        if ok and self.finished:
+            pass  # the whole body arrived; how the connection ended does not matter
+        elif exc is not None:
             self.failure = f"{type(exc).__name__}: {exc}"
-        elif self.status != b"HTTP/1.1 200":
+        elif not ok:
             self.failure = f"status {self.status!r}"
-        elif not self.tail.endswith(CHUNKED_END):
+        else:
             self.failure = "body ended before the last chunk"
         if not self.done.done():
             self.done.set_result(None)

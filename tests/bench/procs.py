@@ -62,17 +62,29 @@ def answers(port: int, path: str) -> bool:
         return False
 
 
+def answered(port: int, request: bytes, time_limit: float = 30.0) -> bool:
+    """Send one whole request (with `Connection: close`) and read the answer to its end;
+    True on a 200."""
+    with socket.create_connection((HOST, port), timeout=time_limit) as conn:
+        conn.sendall(request)
+        head = b""
+        while chunk := conn.recv(65536):
+            head = head or chunk[:12]
+        return head == b"HTTP/1.1 200"
+
+
 @dataclass
 class Server:
-    app: str  # "mock", "bare", "stamps" (an upstream) or "proxy"
+    # the table's column: "mock", "bare", a peer's name, "shipped" for the CLI; or "stamps"
+    # (the proxy figure's upstream) and "proxy"
+    name: str
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    probe_path: str = "/"  # a GET that answers 200 once the server is up
+    chat_path: str = "/chat/completions"
+    started_at: float = 0.0  # perf_counter at spawn
     startup: float = 0.0  # seconds from spawn to the first 200
-
-    @property
-    def probe_path(self) -> str:
-        return "/models" if self.app == "mock" else "/"
 
     def _status(self) -> dict[str, int]:
         fields: dict[str, int] = {}
@@ -111,6 +123,50 @@ class Server:
                 self.process.wait(timeout=5)
 
 
+def _pinned() -> None:
+    """In the child before exec: the server core, so whatever runs there stays off the load's."""
+    if two_cores():
+        os.sched_setaffinity(0, {SERVER_CPU})
+
+
+def launch(
+    name: str,
+    command: Sequence[str],
+    work: Path,
+    *,
+    port: int,
+    probe_path: str,
+    chat_path: str = "/chat/completions",
+    env: dict[str, str] | None = None,
+    time_limit: float = 30.0,
+) -> Server:
+    """Start one server and return once it has answered a 200 (time to that is `startup`)."""
+    log = work / f"{name}-{port}.log"
+    out: IO[bytes]
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_pinned,
+        )
+    server = Server(name, port, process, log, probe_path, chat_path, started_at=started)
+    deadline = started + time_limit
+    while not answers(port, probe_path):
+        if process.poll() is not None or time.perf_counter() > deadline:
+            server.stop()
+            raise RuntimeError(f"{name} server did not come up:\n{log.read_text()[-3000:]}")
+        # Not synchronisation but the measurement itself: the first 200 after spawn. A refused
+        # connect returns at once, so wait on the child (it may die) for 2 ms between probes.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.002)
+    server.startup = time.perf_counter() - started
+    return server
+
+
 def spawn(
     app: str,
     work: Path,
@@ -118,27 +174,25 @@ def spawn(
     python_flags: Sequence[str] = (),
     time_limit: float = 30.0,
 ) -> Server:
-    """Start one server and return once it has answered a 200 (time to that is `startup`)."""
+    """The mock or the bare app through the bench's launcher (`serve.py`)."""
     port = free_port()
-    log = work / f"{app}-{port}.log"
     command = [sys.executable, *python_flags, "-m", "tests.bench.serve"]
     command += ["--app", app, "--port", str(port)]
     if two_cores():
         command += ["--cpu", str(SERVER_CPU)]
     command += extra
-    out: IO[bytes]
-    with log.open("wb") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(app=app, port=port, process=process, log=log)
-    deadline = started + time_limit
-    while not answers(port, server.probe_path):
-        if process.poll() is not None or time.perf_counter() > deadline:
-            server.stop()
-            raise RuntimeError(f"{app} server did not come up:\n{log.read_text()[-3000:]}")
-        # Not synchronisation but the measurement itself: the first 200 after spawn. A refused
-        # connect returns at once, so wait on the child (it may die) for 2 ms between probes.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.002)
-    server.startup = time.perf_counter() - started
-    return server
+    probe = "/models" if app == "mock" else "/"
+    return launch(app, command, work, port=port, probe_path=probe, time_limit=time_limit)
+
+
+def shipped_command(port: int, *extra: str) -> list[str]:
+    """`deepseek-mock serve` as a user runs it: default logging (every request at info),
+    keep-alive and connection handling, every dialect mounted."""
+    script = Path(sys.executable).with_name("deepseek-mock")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "mockserver"]
+    return [*head, "serve", "--port", str(port), *extra]
+
+
+def spawn_shipped(work: Path, *extra: str) -> Server:
+    port = free_port()
+    return launch("shipped", shipped_command(port, *extra), work, port=port, probe_path="/models")

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from tests.bench.load import Distinct
+
 PROMPT_TOKENS = 200
 SHORT_REPLY_TOKENS = 100
 LONG_REPLY_TOKENS = 10_000
@@ -62,6 +64,36 @@ def short_body(texts: Texts, *, stream: bool) -> bytes:
     return orjson.dumps(body)
 
 
+def generated_body(texts: Texts) -> bytes:
+    """The short non-streaming request without the tag the canned rule matches: the mock
+    generates its reply (a few sentences, seeded by the request)."""
+    body: dict[str, Any] = {
+        "model": SHORT_MODEL,
+        "messages": [{"role": "user", "content": texts.prompt.removeprefix(SHORT_TAG + " ")}],
+        "max_tokens": SHORT_REPLY_TOKENS,
+        "thinking": {"type": "disabled"},
+        "stream": False,
+    }
+    return orjson.dumps(body)
+
+
+_COUNTER = "@N@"  # where a distinct body's counter goes; never part of the prompt's text
+
+
+def distinct_body(texts: Texts, start: int) -> Distinct:
+    """The short non-streaming request with " #<n>" after the prompt: every request a new
+    prompt (counted afresh), still matched by the canned rule (which anchors on the start)."""
+    body: dict[str, Any] = {
+        "model": SHORT_MODEL,
+        "messages": [{"role": "user", "content": f"{texts.prompt} #{_COUNTER}"}],
+        "max_tokens": SHORT_REPLY_TOKENS,
+        "thinking": {"type": "disabled"},
+        "stream": False,
+    }
+    prefix, suffix = orjson.dumps(body).split(_COUNTER.encode())
+    return Distinct(prefix, suffix, start)
+
+
 def long_body(texts: Texts) -> bytes:
     body: dict[str, Any] = {
         "model": LONG_MODEL,
@@ -79,3 +111,17 @@ def rule_spec(texts: Texts) -> list[dict[str, str]]:
         {"name": "bench long", "prompt": "^" + re.escape(LONG_TAG), "content": texts.long_reply},
         {"name": "bench short", "prompt": "^" + re.escape(SHORT_TAG), "content": texts.short_reply},
     ]
+
+
+def scenario_file(texts: Texts) -> dict[str, Any]:
+    """The same canned replies as a scenario file for `deepseek-mock serve --fixtures`."""
+    return {
+        "rules": [
+            {
+                "name": r["name"],
+                "match": {"prompt": r["prompt"]},
+                "reply": {"content": r["content"]},
+            }
+            for r in rule_spec(texts)
+        ]
+    }
