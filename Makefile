@@ -50,7 +50,9 @@ record-live: need-deepseek-key $(STAMP)  ## record live/cassettes/ from the real
 	$(BIN)/pytest live --deepseek-mock-record-mode=all $(ARGS)
 
 coverage: $(STAMP)  ## the test suite under coverage, with a report of what is not run
+	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest $(ARGS)
+	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
 clean:  ## remove the venv and caches
