@@ -170,6 +170,8 @@ class Responder:
             content = reply.content
         elif chat.prefix is not None:
             content = textgen.continuation(rng, chat.prefix, chat.last_user_text)
+        elif chat.fim:
+            content = textgen.fill(rng, str(chat.raw.get("prompt") or ""))
         elif chat.json_mode:
             content = textgen.json_text(rng, chat.last_user_text)
         else:

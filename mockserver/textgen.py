@@ -95,6 +95,20 @@ def continuation(rng: random.Random, prefix: str, topic: str = "") -> str:
     return text if not prefix or prefix[-1].isspace() else " " + text
 
 
+CODE_START = ("def ", "class ", "function ", "fn ", "func ", "public ", "import ", "#include")
+
+
+def fill(rng: random.Random, prompt: str) -> str:
+    """The middle of a FIM request: code where the prompt is code (it opens a block or starts
+    like a definition), words otherwise."""
+    last = prompt.rstrip().splitlines()[-1] if prompt.strip() else ""
+    if last.rstrip().endswith((":", "{", "(")) or last.lstrip().startswith(CODE_START):
+        indent = "    " if last.rstrip().endswith((":", "{")) else ""
+        lines = ("# filled in by deepseek-mock", "result = 42", "return result")
+        return "\n" + "\n".join(indent + line for line in lines) + "\n"
+    return continuation(rng, prompt)
+
+
 def reasoning_text(rng: random.Random) -> str:
     count = rng.randint(2, len(THOUGHTS))
     return " ".join(THOUGHTS[:count])

@@ -129,7 +129,13 @@ def add_commands(commands: Any, formatter: type[argparse.HelpFormatter]) -> None
         formatter_class=formatter,
     )
     _listen(record)
-    record.add_argument("--cassettes", type=Path, required=True, metavar="DIR")
+    record.add_argument(
+        "--cassettes",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="write the exchanges here, one file per cassette name (DIR/NAME.json)",
+    )
     record.add_argument(
         "--cassette", default="default", metavar="NAME", help="per request: X-Mock-Cassette"
     )
@@ -165,7 +171,9 @@ def add_commands(commands: Any, formatter: type[argparse.HelpFormatter]) -> None
         "--strict", action="store_true", help="exit with status 1 when anything drifted"
     )
     proxy.add_argument("--cassettes", type=Path, default=None, metavar="DIR", help="also record")
-    proxy.add_argument("--cassette", default="default", metavar="NAME")
+    proxy.add_argument(
+        "--cassette", default="default", metavar="NAME", help="per request: X-Mock-Cassette"
+    )
     _redaction_options(proxy)
 
     tools = commands.add_parser(
@@ -217,7 +225,9 @@ def _run(app: Any, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"deepseek-mock: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    log.info("listening on http://%s:%d", args.host, sock.getsockname()[1])
+    upstream = getattr(args, "upstream", None)
+    towards = f" (forwarding to {upstream})" if upstream else ""
+    log.info("listening on http://%s:%d%s", args.host, sock.getsockname()[1], towards)
     MockUvicorn(uvicorn_config(app, settings, log_level=args.log_level)).run(sockets=[sock])
     return 0
 
