@@ -330,3 +330,33 @@ def test_a_miss_on_a_cassette_never_recorded_says_how_to_record_it(tmp_path: Pat
     assert got.status == 404
     assert f"there is no cassette file {tmp_path / 'greeting.json'} yet" in message
     assert "--deepseek-mock-record-mode=once" in message
+
+
+def test_the_anthropic_surface_records_and_replays_with_its_sdk(
+    upstream: MockServer, tmp_path: Path
+) -> None:
+    """Cassettes are wire-level: DeepSeek's Anthropic API records and replays like chat, and a
+    miss comes back in Anthropic's envelope, as the SDK's NotFoundError."""
+    import anthropic
+
+    def client(server: MockServer) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            base_url=server.url_for("anthropic"), api_key="sk-test-record", max_retries=0
+        )
+
+    question: Any = [{"role": "user", "content": "hi"}]
+    with recorder(upstream, tmp_path) as recording, client(recording) as sdk:
+        recorded = sdk.messages.create(model="claude-sonnet-4", max_tokens=64, messages=question)
+        with sdk.messages.stream(model="claude-sonnet-4", max_tokens=64, messages=question) as s:
+            recorded_stream = s.get_final_message()
+    upstream.stop()  # from here on only the cassette can answer
+    with replayer(tmp_path, replay_speed=0) as replaying, client(replaying) as sdk:
+        replayed = sdk.messages.create(model="claude-sonnet-4", max_tokens=64, messages=question)
+        with sdk.messages.stream(model="claude-sonnet-4", max_tokens=64, messages=question) as s:
+            replayed_stream = s.get_final_message()
+        with pytest.raises(anthropic.NotFoundError, match="no recording"):
+            sdk.messages.create(
+                model="claude-sonnet-4", max_tokens=64, messages=[{"role": "user", "content": "x"}]
+            )
+    assert replayed.model_dump() == recorded.model_dump()
+    assert replayed_stream.model_dump() == recorded_stream.model_dump()
