@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ from starlette.routing import Mount, Route
 from mockserver.errors import ApiError
 from mockserver.journal import ADMIN_PREFIX
 from mockserver.scenario import rules_from_json
+from mockserver.state import namespace_of
 
 if TYPE_CHECKING:
     from mockserver.app import Mock
@@ -134,30 +136,34 @@ def mount(mock: Mock) -> Mount:
 
     async def health(request: Request) -> Response:
         guard(request)
+        space = mock.space(request.headers)
         return _json(
             {
                 "status": "ok",
                 "dialects": [d.name for _, d in mock.mounts],
                 "open_bodies": mock.bodies.count,
-                "journal": len(mock.journal),
+                "namespace": space.name,
+                "journal": len(space.journal),
+                "state": mock.store.describe(),
+                "pid": os.getpid(),
             }
         )
 
     async def journal(request: Request) -> Response:
         guard(request)
         if request.method == "DELETE":
-            mock.journal.clear()
+            mock.space(request.headers).journal.clear()
             return Response(status_code=204)
-        return _json({"entries": [entry.to_json() for entry in mock.journal.entries()]})
+        entries = mock.space(request.headers).journal.entries()
+        return _json({"entries": [entry.to_json() for entry in entries]})
 
     async def scenario(request: Request) -> Response:
         guard(request)
+        book = mock.space(request.headers).scenario
         if request.method == "GET":
-            return _json(
-                {"rules": [rule.name for rule in mock.scenario.rules], "uses": mock.scenario.uses()}
-            )
+            return _json({"rules": [rule.name for rule in book.rules], "uses": book.uses()})
         if request.method == "DELETE":
-            mock.scenario.replace(())
+            book.replace(())
             return Response(status_code=204)
         try:
             document = orjson.loads(await request.body())
@@ -178,15 +184,15 @@ def mount(mock: Mock) -> Mount:
                 "invalid_request", f"rule names must be unique in a scenario; repeated: {twice}"
             )
         if request.method == "PUT":
-            mock.scenario.replace(rules)
+            book.replace(rules)
         else:
             for rule in rules:
-                mock.scenario.add(rule)
-        return _json({"rules": [rule.name for rule in mock.scenario.rules]})
+                book.add(rule)
+        return _json({"rules": [rule.name for rule in book.rules]})
 
     async def reset(request: Request) -> Response:
         guard(request)
-        mock.reset()
+        mock.reset(namespace_of(request.headers))
         return Response(status_code=204)
 
     return Mount(

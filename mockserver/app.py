@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from mockserver import admin, openapi, textgen, tokens
 from mockserver.anthropic import ANTHROPIC
@@ -29,13 +30,24 @@ from mockserver.errors import ApiError
 from mockserver.faults import broken_body, broken_frames, check_single_frame, header_fault
 from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
-from mockserver.journal import Journal, JournalMiddleware
-from mockserver.quota import Balance, RateLimiter
+from mockserver.journal import JournalMiddleware
 from mockserver.replay import TapeMiddleware, Tapes, tapes_for
 from mockserver.resources import data_dir
 from mockserver.responder import Completion, Responder
-from mockserver.scenario import ErrorReply, Reply, Rule, Scenario, load_rules
+from mockserver.scenario import ErrorReply, Reply, Rule, load_rules
 from mockserver.settings import Settings
+from mockserver.state import (
+    DEFAULT_NAMESPACE,
+    Account,
+    JournalBook,
+    Limits,
+    RuleBook,
+    Space,
+    Store,
+    namespace_in_scope,
+    namespace_of,
+    open_store,
+)
 from mockserver.streaming import KEEP_ALIVE
 from mockserver.validation import ChatRequest, parse_body
 from mockserver.wire import BodyStream, OpenBodies
@@ -46,31 +58,48 @@ Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
 
 @dataclass(frozen=True, slots=True)
 class Mock:
-    """What the handlers share, built once per app. Nothing global."""
+    """What the handlers share, built once per app. Nothing global: what requests change
+    lives in `store`, one space per namespace (mockserver/state)."""
 
     settings: Settings
-    scenario: Scenario
-    journal: Journal
+    store: Store
     responder: Responder
     mounts: tuple[tuple[str, Dialect], ...]
     catalogs: Mapping[str, Catalog]
     moment: datetime  # the date the server behaves as of (--era)
     startup: tuple[Rule, ...] = ()
     bodies: OpenBodies = field(default_factory=OpenBodies)
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-    balance: Balance = field(default_factory=Balance)
     tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
 
-    def reset(self) -> None:
-        """Back to how the server started: its own rules, an empty journal, a cold cache."""
-        self.scenario.replace(self.startup)
+    def space(self, headers: Mapping[str, str]) -> Space:
+        """The state of the request's namespace (`X-Mock-Namespace`, else the default)."""
+        return self.store.space(namespace_of(headers))
+
+    # The default namespace's parts, for code and tests that use one namespace.
+    @property
+    def scenario(self) -> RuleBook:
+        return self.store.space().scenario
+
+    @property
+    def journal(self) -> JournalBook:
+        return self.store.space().journal
+
+    @property
+    def limiter(self) -> Limits:
+        return self.store.space().limiter
+
+    @property
+    def balance(self) -> Account:
+        return self.store.space().balance
+
+    def reset(self, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """A namespace back to how the server started: its own rules, an empty journal, a cold
+        cache, fresh limits and balance."""
+        self.store.space(namespace).reset(self.startup)
         if self.tapes is not None:
             self.tapes.reset()
-        self.journal.clear()
         self.responder.cache.clear()
         tokens.clear_cache()
-        self.limiter.reset()
-        self.balance.reset()
 
     def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:
         """The era this request is answered in: `X-Mock-Era`, else the server's."""
@@ -139,32 +168,19 @@ def startup_rules(settings: Settings) -> list[Rule]:
     return rules
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    scenario: Scenario | None = None,
-    journal: Journal | None = None,
-) -> Starlette:
+def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
-    startup = tuple(startup_rules(settings)) if scenario is None else scenario.rules
-    if scenario is None:
-        scenario = Scenario(startup, seed=settings.seed)
+    startup = tuple(startup_rules(settings))
     catalogs = catalogs_for(settings)
+    store = open_store(settings, startup)
     mock = Mock(
         settings=settings,
-        scenario=scenario,
-        journal=journal if journal is not None else Journal(settings.journal_size),
+        store=store,
         responder=Responder(seed=settings.seed),
         mounts=mounts_for(settings),
         catalogs=catalogs,
         moment=era_moment(settings.era, catalogs.values()),
         startup=startup,
-        limiter=RateLimiter(
-            concurrent=settings.max_concurrent,
-            per_window=settings.rate_limit,
-            window=settings.rate_window,
-        ),
-        balance=Balance(settings.balance_tokens),
         tapes=tapes_for(settings, mounts_for(settings)),
     )
     routes: list[BaseRoute] = []
@@ -182,7 +198,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(JournalMiddleware, journal=mock.journal),
+            Middleware(JournalMiddleware, journal_for=lambda scope: journal_of(mock, scope)),
             Middleware(TapeMiddleware, mock=mock),
         ],
         exception_handlers={
@@ -248,25 +264,26 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
         chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, request.url.path))
         request.state.stream = chat.stream
         fault = header_fault(request.headers)
+        space = mock.space(request.headers)
         # The account admits the request before any rule sees it: a request refused with 429
         # or 402 must not use up a rule's `times` (nor draw its probability).
-        mock.balance.check()
-        mock.limiter.acquire(era.concurrency_message)
+        space.balance.check()
+        release = space.limiter.acquire(era.concurrency_message)
         try:
-            rule = fault or mock.scenario.decide(chat, request.headers, dialect.name)
+            rule = fault or space.scenario.decide(chat, request.headers, dialect.name)
             request.state.rule = rule.name
             if isinstance(rule.reply, ErrorReply):
                 raise error_from(rule.reply)
             response = answer(
-                mock, dialect, chat, rule.reply, rule.delivery, request.headers, shape
+                mock, space, dialect, chat, rule.reply, rule.delivery, request.headers, shape
             )
         except BaseException:
-            mock.limiter.release()
+            release()
             raise
         if isinstance(response, BodyStream):
-            response.finished = mock.limiter.release  # in flight until the last byte
+            response.finished = release  # in flight until the last byte
         else:
-            mock.limiter.release()
+            release()
         return response
 
     return completions
@@ -297,6 +314,7 @@ async def parsed(body: bytes, read: Callable[[], ChatRequest]) -> ChatRequest:
 
 def answer(
     mock: Mock,
+    space: Space,
     dialect: Dialect,
     chat: ChatRequest,
     reply: Reply,
@@ -312,10 +330,12 @@ def answer(
     head_delay, how = hold_headers(how)
     model = chat.spec.response_model(chat.thinking)
     completion_id = dialect.completion_id(model, chat.stream)
-    completion = mock.responder.complete(chat, reply, completion_id=completion_id, model=model)
+    completion = mock.responder.complete(
+        chat, reply, completion_id=completion_id, model=model, cache=space.cache
+    )
     if chat.fim and chat.raw.get("echo") is True:
         completion = echoed(completion, str(chat.raw.get("prompt", "")))
-    mock.balance.spend(completion.usage.total_tokens)
+    space.balance.spend(completion.usage.total_tokens)
     headers = dialect.headers(completion, chat.stream, request_headers)
     # Pacing jitter is seeded as well; most requests have none, so no generator for them.
     rng = textgen.rng_for(settings.seed, chat.raw, -1) if how.gap_sigma else None
@@ -374,10 +394,19 @@ def balance_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
     async def balance(request: Request) -> Response:
         request.state.dialect = dialect.name
         authenticate(request, dialect, mock.settings.api_keys)
-        body = dialect.balance_body(mock.balance.available)
+        body = dialect.balance_body(mock.space(request.headers).balance.available)
         return Response(dialect.dumps(body), media_type="application/json")
 
     return balance
+
+
+def journal_of(mock: Mock, scope: Scope) -> JournalBook:
+    """The journal of the namespace a request names; a name the endpoint will refuse is
+    recorded in the default namespace, so its 400 is not lost."""
+    try:
+        return mock.store.space(namespace_in_scope(scope)).journal
+    except ApiError:
+        return mock.store.space().journal
 
 
 def error_from(reply: ErrorReply) -> ApiError:

@@ -37,6 +37,8 @@ examples:
        -d '{"model": "deepseek-flash", "messages": [{"role": "user", "content": "Hello"}]}'
   deepseek-mock serve --era v3.2
       DeepSeek as in late 2025: deepseek-chat and deepseek-reasoner, V3.2's rules and texts
+  deepseek-mock serve --workers 2 --state redis://127.0.0.1:6379/0
+      two worker processes (and any other instance on that Redis) as one mock
   ANTHROPIC_BASE_URL=http://127.0.0.1:8000/anthropic claude
       Claude Code (or the anthropic SDK) on DeepSeek's Anthropic API: /anthropic/v1/messages
 """
@@ -284,6 +286,36 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the open-file limit less 64)",
     )
     ops.add_argument("--journal-size", type=int, default=1000, help="exchanges kept in the journal")
+    shared = serve.add_argument_group(
+        "shared state (several workers and instances as one mock)",
+        "Rules and their counts, the journal, the limits, the balance and the prompt cache live "
+        "in one store. Each request may name a namespace (header X-Mock-Namespace) with state "
+        "of its own, so parallel tests share a server without seeing each other's rules.",
+    )
+    shared.add_argument(
+        "--state",
+        default=os.environ.get("DEEPSEEK_MOCK_STATE"),
+        metavar="URL",
+        help="where the state lives: memory (this process, the default) or "
+        "redis://HOST:PORT/DB, which every worker and instance naming it shares "
+        "(env DEEPSEEK_MOCK_STATE; needs the redis extra)",
+    )
+    shared.add_argument(
+        "--workers",
+        type=_positive,
+        default=int(os.environ.get("DEEPSEEK_MOCK_WORKERS", "1")),
+        metavar="N",
+        help="worker processes on the one port; above 1 needs --state redis://… "
+        "(env DEEPSEEK_MOCK_WORKERS)",
+    )
+    shared.add_argument(
+        "--lease-seconds",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="a concurrency slot is a lease its worker renews; a dead worker's slots come "
+        "back after this",
+    )
     ops.add_argument(
         "--log-level",
         default="info",
@@ -327,6 +359,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         catalogs=tuple(args.catalog),
         delivery=delivery,
         journal_size=args.journal_size,
+        state=args.state,
+        workers=args.workers,
+        lease_seconds=args.lease_seconds,
         admin_token=args.admin_token,
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
@@ -346,8 +381,10 @@ def settle_heap() -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from uvicorn.supervisors import Multiprocess
+
     from mockserver.app import create_app
-    from mockserver.connections import MockUvicorn, uvicorn_config
+    from mockserver.connections import GRACE_SECONDS, WORKER_APP, MockUvicorn, uvicorn_config
     from mockserver.wire import install_log_filters
 
     logging.basicConfig(
@@ -359,6 +396,12 @@ def serve(args: argparse.Namespace) -> int:
     try:
         faults = tuple(parse_fault(spec) for spec in args.fault)
         settings = dataclasses.replace(settings_from(args), rules=faults)
+        if settings.workers > 1 and settings.state in (None, "memory"):
+            raise ValueError(
+                f"--workers {settings.workers} needs a shared state: each worker would keep "
+                "its own rules, journal and limits, so `times` and limits would count per "
+                "worker. Start Redis and add --state redis://127.0.0.1:6379/0"
+            )
         app = create_app(settings)
     except ValueError as exc:
         print(f"deepseek-mock: {exc}", file=sys.stderr)
@@ -386,10 +429,26 @@ def serve(args: argparse.Namespace) -> int:
     if mock.scenario.rules:
         log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
+    log.info("state: %s", mock.store.describe())
+    if settings.workers > 1:
+        mock.store.close()  # each worker opens its own
+        log.info("workers: %d processes share the port and the state", settings.workers)
+        config = uvicorn_config(
+            WORKER_APP,
+            settings,
+            log_level=args.log_level,
+            workers=settings.workers,
+            timeout_graceful_shutdown=GRACE_SECONDS,
+        )
+        Multiprocess(config, sockets=[sock]).run()
+        return 0
     settle_heap()
     # A stalled or slow stream must not hold Ctrl-C hostage: after 2 s it is cut, quietly.
     config = uvicorn_config(app, settings, log_level=args.log_level)
-    MockUvicorn(config).run(sockets=[sock])
+    try:
+        MockUvicorn(config).run(sockets=[sock])
+    finally:
+        mock.store.close()
     return 0
 
 

@@ -56,6 +56,10 @@ def _plain(status: bytes, text: str) -> bytes:
     )
 
 
+WORKER_APP = "deepseek-mock:worker"  # the app a worker process builds for itself
+LOG_FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(message)s"
+
+
 class MockConfig(uvicorn.Config):
     """uvicorn's settings plus the mock's own, which the protocol reads."""
 
@@ -63,6 +67,19 @@ class MockConfig(uvicorn.Config):
         super().__init__(app, **kwargs)
         self.mock_settings = settings
         self.max_connections = connection_cap(settings)
+
+    def load(self) -> None:
+        # A worker process gets this config pickled, with WORKER_APP for its app: it builds its
+        # own app (and opens its own connection to the shared store) from the settings.
+        if self.app == WORKER_APP:
+            from mockserver.app import create_app
+
+            level = self.log_level
+            if isinstance(level, str):
+                level = uvicorn.config.LOG_LEVELS.get(level, logging.INFO)
+            logging.basicConfig(level=level or logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
+            self.app = create_app(self.mock_settings)
+        super().load()
 
 
 class GuardedHttp(HttpToolsProtocol):

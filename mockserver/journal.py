@@ -3,19 +3,23 @@ ones, written before the response is finished. Secrets never enter it."""
 
 from __future__ import annotations
 
+import base64
 import builtins
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.nesting import MAX_BODY_DEPTH, deeper_than, may_be_deeper_than
+
+if TYPE_CHECKING:
+    from mockserver.state import JournalBook
 
 SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
@@ -72,7 +76,6 @@ def redact_query(query: str) -> str:
 
 @dataclass(slots=True, kw_only=True)
 class Entry:
-    seq: int
     method: str
     path: str
     query: str = ""
@@ -89,6 +92,7 @@ class Entry:
     body: builtins.bytes = b""  # at most BODY_KEEP bytes of it
     body_bytes: int = 0  # how many the client sent
     truncated: bool = False  # a header or the body was cut before it was kept
+    seq: int = 0  # given by the journal when it records the entry
 
     @property
     def json(self) -> Any:
@@ -117,6 +121,9 @@ class Entry:
         return data
 
 
+ENTRY_FIELDS = frozenset(f.name for f in fields(Entry))
+
+
 class Journal:
     """Bounded (oldest dropped first), thread-safe, and waitable so tests never sleep."""
 
@@ -129,19 +136,17 @@ class Journal:
         self._seq = 0
         self._recorded = 0  # since the last clear: what wait_for counts, kept or dropped
 
-    def next_seq(self) -> int:
+    def record(self, entry: Entry) -> None:
+        """Keep `entry`, numbered in the order of recording (numbers are never reused)."""
         with self._changed:
             self._seq += 1
-            return self._seq
-
-    def record(self, entry: Entry) -> None:
-        with self._changed:
+            entry.seq = self._seq
             self._entries.append(entry)
-            self.bytes += _cost(entry)
+            self.bytes += entry_cost(entry)
             while len(self._entries) > 1 and (
                 len(self._entries) > self._size or self.bytes > self._max_bytes
             ):
-                self.bytes -= _cost(self._entries.popleft())
+                self.bytes -= entry_cost(self._entries.popleft())
             self._recorded += 1
             self._changed.notify_all()
 
@@ -173,7 +178,21 @@ class Journal:
             return list(self._entries)
 
 
-def _cost(entry: Entry) -> int:
+def dump_entry(entry: Entry) -> bytes:
+    """An entry as JSON, whole (the body as base64), for a store outside this process."""
+    data = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    data["body"] = base64.b64encode(entry.body).decode()
+    return orjson.dumps(data)
+
+
+def load_entry(raw: builtins.bytes) -> Entry:
+    """The inverse of `dump_entry`; fields this version does not know are left out."""
+    data = orjson.loads(raw)
+    data["body"] = base64.b64decode(data.get("body", ""))
+    return Entry(**{name: data[name] for name in ENTRY_FIELDS if name in data})
+
+
+def entry_cost(entry: Entry) -> int:
     headers = sum(len(k) + len(v) for k, v in entry.headers.items())
     return ENTRY_OVERHEAD + len(entry.body) + len(entry.query) + headers
 
@@ -181,9 +200,25 @@ def _cost(entry: Entry) -> int:
 class JournalMiddleware:
     """Wraps receive/send, so what is recorded is what really crossed the wire."""
 
-    def __init__(self, app: ASGIApp, journal: Journal) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        journal: JournalBook | None = None,
+        *,
+        journal_for: Callable[[Scope], JournalBook] | None = None,
+    ) -> None:
+        """One journal for every exchange, or `journal_for(scope)`: the journal of the
+        request's namespace."""
         self.app = app
-        self.journal = journal
+        if journal_for is None:
+            if journal is None:
+                raise TypeError("JournalMiddleware needs a journal or journal_for")
+            only = journal
+
+            def journal_for(scope: Scope) -> JournalBook:
+                return only
+
+        self.journal_for = journal_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The admin API is how tests read the journal: recording it would only add noise.
@@ -194,8 +229,8 @@ class JournalMiddleware:
         clock = time.perf_counter()
         headers, truncated = redact_headers(scope["headers"])
         raw = scope.get("query_string")
+        journal = self.journal_for(scope)
         entry = Entry(
-            seq=self.journal.next_seq(),
             method=scope["method"],
             path=scope["path"],
             query=cut(redact_query(raw.decode("latin-1")), HEADER_VALUE_KEEP) if raw else "",
@@ -217,7 +252,7 @@ class JournalMiddleware:
             entry.stream = bool(state.get("stream", False))
             entry.body = bytes(body)
             entry.elapsed_ms = (time.perf_counter() - clock) * 1000
-            self.journal.record(entry)
+            journal.record(entry)
 
         async def receiving() -> Message:
             message = await receive()

@@ -37,8 +37,8 @@ class RateLimiter:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def acquire(self, message: str | None = None) -> None:
-        """Take a slot or raise the 429; every successful acquire needs one release().
+    def acquire(self, message: str | None = None) -> Callable[[], None]:
+        """Take a slot or raise the 429; what it returns gives the slot back (call it once).
         `message` is the era's concurrency text, with {current} and {limit}."""
         with self._lock:
             if self.concurrent is not None and self._in_flight >= self.concurrent:
@@ -63,6 +63,7 @@ class RateLimiter:
                     )
                 self._started.append(now)
             self._in_flight += 1
+        return self.release
 
     def release(self) -> None:
         with self._lock:

@@ -270,7 +270,7 @@ def _delivery(mock: Mock, scope: Scope, body: bytes, headers: Headers) -> Delive
             except ApiError:
                 chat = None  # not a chat request the mock understands: only header faults
             if chat is not None:
-                rule = mock.scenario.decide(chat, headers, dialect.name)
+                rule = mock.space(headers).scenario.decide(chat, headers, dialect.name)
         if rule is not None and isinstance(rule.reply, ErrorReply):
             return error_from(rule.reply)
         how = mock.settings.delivery.merged(rule.delivery if rule else PLAIN)

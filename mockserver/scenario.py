@@ -6,7 +6,8 @@ said) and `delivery` (how the bytes arrive). Anything a reply leaves out is gene
 
 from __future__ import annotations
 
-import random
+import dataclasses
+import hashlib
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -87,8 +88,10 @@ GENERATED = Rule(name="generated")
 
 def draw(seed: int, rule: str, n: int) -> float:
     """The n-th draw (from 0) of the rule named `rule`: the same in every run with this seed,
-    whatever other rules or requests came in between."""
-    return random.Random(f"{seed}\x00{rule}\x00{n}").random()
+    whatever other rules or requests came in between. A SHA-1, so a Redis script computes the
+    very same number (`redis.sha1hex`): the shared store decides as one process would."""
+    digest = hashlib.sha1(f"{seed}\x00{rule}\x00{n}".encode()).hexdigest()
+    return int(digest[:13], 16) / 2**52
 
 
 class Scenario:
@@ -230,6 +233,62 @@ def rule_from_json(data: Mapping[str, Any], index: int = 0) -> Rule:
         times=data.get("times"),
         probability=float(data.get("probability", 1.0)),
     )
+
+
+def rule_to_json(rule: Rule) -> dict[str, Any]:
+    """The inverse of `rule_from_json`: a rule as a scenario file writes it (the shared store
+    keeps rules this way)."""
+    match = rule.match
+    matched: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("model", match.model),
+            ("stream", match.stream),
+            ("dialect", match.dialect),
+            ("prompt", match.prompt.pattern if match.prompt is not None else None),
+        )
+        if value is not None
+    }
+    if match.headers:
+        matched["headers"] = {name: pattern.pattern for name, pattern in match.headers}
+    data: dict[str, Any] = {"name": rule.name}
+    if matched:
+        data["match"] = matched
+    reply = rule.reply
+    if isinstance(reply, ErrorReply):
+        error = {k: v for k, v in dataclasses.asdict(reply).items() if v is not None}
+        if not reply.plain:
+            error.pop("plain")
+        data["error"] = error
+    else:
+        given: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("content", reply.content),
+                ("reasoning_content", reply.reasoning_content),
+                ("finish_reason", reply.finish_reason),
+            )
+            if v is not None
+        }
+        if reply.tool_calls is not None:
+            given["tool_calls"] = [
+                {"name": call.name, "arguments": call.arguments} for call in reply.tool_calls
+            ]
+        if reply.usage:
+            given["usage"] = dict(reply.usage)
+        data["reply"] = given
+    delivery = {
+        f.name: getattr(rule.delivery, f.name)
+        for f in dataclasses.fields(rule.delivery)
+        if getattr(rule.delivery, f.name) != f.default
+    }
+    if delivery:
+        data["delivery"] = delivery
+    if rule.times is not None:
+        data["times"] = rule.times
+    if rule.probability != 1.0:
+        data["probability"] = rule.probability
+    return data
 
 
 def rules_from_json(document: Mapping[str, Any]) -> list[Rule]:

@@ -16,9 +16,9 @@ from starlette.types import ASGIApp
 
 from mockserver.app import Mock, create_app
 from mockserver.connections import MockUvicorn, uvicorn_config
-from mockserver.journal import Journal
-from mockserver.scenario import Rule, Scenario
+from mockserver.scenario import Rule
 from mockserver.settings import Settings
+from mockserver.state import JournalBook, RuleBook, Space
 from mockserver.wire import install_log_filters
 
 
@@ -76,8 +76,17 @@ class MockServer(ThreadedServer):
         settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
         super().__init__(create_app(settings), settings, log_level=log_level)
         self.mock: Mock = self.app.state.mock  # type: ignore[attr-defined]
-        self.scenario: Scenario = self.mock.scenario
-        self.journal: Journal = self.mock.journal
+        default = self.mock.store.space()
+        self.scenario: RuleBook = default.scenario
+        self.journal: JournalBook = default.journal
+
+    def space(self, namespace: str) -> Space:
+        """The state of one namespace (what requests with `X-Mock-Namespace` see)."""
+        return self.mock.store.space(namespace)
+
+    def stop(self) -> None:
+        super().stop()
+        self.mock.store.close()
 
     @property
     def base_url(self) -> str:

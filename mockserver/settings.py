@@ -27,6 +27,11 @@ class Settings:
     rate_window: float = 60.0
     balance_tokens: int | None = None  # tokens the account may spend; then 402 (None: unlimited)
     journal_size: int = 1000
+    # Where the state lives (mockserver/state): None or "memory" for this process, or
+    # "redis://HOST:PORT/DB", which several workers and instances share.
+    state: str | None = None
+    workers: int = 1  # uvicorn worker processes (above 1 needs a shared state)
+    lease_seconds: float = 10.0  # a dead worker's concurrency slots come back after this
     admin_token: str | None = None  # when set, /__mock/ asks for `Authorization: Bearer <token>`
     # The socket edge (mockserver/connections.py): a request that takes longer to arrive gets
     # 408 and its connection closed; connections past the cap get 503 and are closed.

@@ -50,7 +50,7 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
     prompt_text = tokens.render_prompt(chat.messages)
 
     def journal_step() -> None:
-        journal.record(Entry(seq=journal.next_seq(), method="POST", path="/chat/completions"))
+        journal.record(Entry(method="POST", path="/chat/completions"))
 
     steps: list[tuple[str, Callable[[], object]]] = [
         (

@@ -1,0 +1,533 @@
+"""The state in one Redis, shared by every worker and instance that names it (`--state`).
+
+Each decision that must not be made twice is one Lua script, run atomically by Redis:
+
+- a rule's `times`, sequences and seeded probabilities: `DECIDE` checks the rules' version and
+  claims the first live matching rule, drawing with the same SHA-1 as `scenario.draw`;
+- the journal: `RECORD` numbers an entry and appends it to a stream, bounded by count and
+  bytes; `wait_for` blocks on the stream (XREAD), so it returns on any worker's write;
+- the limits: `ACQUIRE` counts on Redis's own clock; a concurrency slot is a lease that its
+  worker renews while the response is open, so the slots of a worker that died come back;
+- the balance and the prompt cache's hit accounting: `SPEND` and `HIT`.
+
+Matching a rule against a request is the worker's own work (the rules are cached per
+version); only the claim crosses to Redis. What is promised: exact counts while one Redis
+primary is up; nothing across a failover (a replica may not have the last writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+import uuid
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+
+from mockserver.errors import ApiError
+from mockserver.journal import JOURNAL_BYTES, Entry, dump_entry, entry_cost, load_entry
+from mockserver.scenario import GENERATED, Rule, rule_from_json, rule_to_json
+from mockserver.settings import Settings
+from mockserver.state import DEFAULT_NAMESPACE, Space
+from mockserver.state.memory import NAMESPACE_JOURNAL_BYTES
+from mockserver.usage import UNIT
+
+if TYPE_CHECKING:
+    import redis
+
+    from mockserver.validation import ChatRequest
+
+Arg = bytes | str | int | float  # what a script takes
+Items = list[tuple[bytes, dict[bytes, bytes]]]  # a stream's entries, as XRANGE gives them
+PREFIX = "deepseek-mock"
+STARTUP = b"startup"  # the rules key's value while a namespace has its start-up rules
+CACHE_KEYS = 100_000  # prompt-cache prefixes kept per namespace, then a tenth is dropped
+
+DECIDE = """
+-- KEYS: version, uses, draws. ARGV: the version the rules were matched in, the seed, then
+-- (index, times or -1, probability, name) for each matching rule, in order.
+local version = redis.call('GET', KEYS[1]) or '0'
+if version ~= ARGV[1] then return -2 end
+for i = 3, #ARGV, 4 do
+  local index, times, p = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local used = tonumber(redis.call('HGET', KEYS[2], index) or '0')
+  if times < 0 or used < times then
+    local take = true
+    if p < 1 then
+      local n = redis.call('HINCRBY', KEYS[3], index, 1) - 1
+      local digest = redis.sha1hex(ARGV[2] .. '\\0' .. ARGV[i + 3] .. '\\0' .. n)
+      take = tonumber(string.sub(digest, 1, 13), 16) / 4503599627370496 < p
+    end
+    if take then
+      redis.call('HINCRBY', KEYS[2], index, 1)
+      return tonumber(index)
+    end
+  end
+end
+return -1
+"""
+
+RECORD = """
+-- KEYS: total, recorded, stream, bytes. ARGV: entry, its cost, size, max bytes, ttl.
+local n = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[3], n .. '-1', 'e', ARGV[1], 'c', ARGV[2])
+local bytes = redis.call('INCRBY', KEYS[4], ARGV[2])
+local size, most = tonumber(ARGV[3]), tonumber(ARGV[4])
+local length = redis.call('XLEN', KEYS[3])
+while length > 1 and (length > size or bytes > most) do
+  local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1]
+  bytes = redis.call('DECRBY', KEYS[4], first[2][4])
+  redis.call('XDEL', KEYS[3], first[1])
+  length = length - 1
+end
+redis.call('INCR', KEYS[2])
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return n
+"""
+
+ACQUIRE = """
+-- KEYS: in flight (lease -> expiry), started (lease -> time). ARGV: concurrency limit or -1,
+-- requests per window or -1, window seconds, lease id, lease seconds.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit, per, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if limit >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local current = redis.call('ZCARD', KEYS[1])
+  if current >= limit then return {'concurrency', current} end
+end
+if per >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[2]) >= per then
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {'rate', tostring(tonumber(oldest[2]) + window - now)}
+  end
+  redis.call('ZADD', KEYS[2], now, ARGV[4])
+  redis.call('EXPIRE', KEYS[2], math.ceil(window) + 1)
+end
+if limit >= 0 then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[4]) end
+return {'ok'}
+"""
+
+RENEW = """
+-- KEYS: one in-flight set. ARGV: lease seconds, then the leases this worker holds there.
+local t = redis.call('TIME')
+local until_ = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i]) end
+return 1
+"""
+
+SPEND = """
+-- KEYS: balance. ARGV: the starting balance, tokens spent.
+local left = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+left = math.max(left - tonumber(ARGV[2]), 0)
+redis.call('SET', KEYS[1], left)
+return left
+"""
+
+HIT = """
+-- KEYS: the prefixes seen. ARGV: this prompt's prefixes, one per whole unit, in order.
+local hit = 0
+for i = 1, #ARGV do
+  if hit == i - 1 and redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then
+    hit = i
+  else
+    redis.call('SADD', KEYS[1], ARGV[i])
+  end
+end
+if redis.call('SCARD', KEYS[1]) > tonumber(ARGV_CAP) then redis.call('SPOP', KEYS[1], ARGV_DROP) end
+return hit
+""".replace("ARGV_CAP", str(CACHE_KEYS)).replace("ARGV_DROP", str(CACHE_KEYS // 10))
+
+
+class RedisStore:
+    shared = True
+
+    def __init__(self, url: str, settings: Settings, startup: Sequence[Rule]) -> None:
+        try:
+            import redis
+        except ImportError:  # pragma: no cover - the extra is part of the dev install
+            raise ValueError(
+                "--state redis:// needs the redis package: pip install 'deepseek-mock[redis]'"
+            ) from None
+        self.url = url
+        self.settings = settings
+        self.startup = tuple(startup)
+        self.client: redis.Redis = redis.Redis.from_url(url, socket_connect_timeout=5)
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise ValueError(f"--state {url}: cannot reach Redis ({exc})") from None
+        self.scripts = {
+            name: self.client.register_script(text)
+            for name, text in (
+                ("decide", DECIDE),
+                ("record", RECORD),
+                ("acquire", ACQUIRE),
+                ("renew", RENEW),
+                ("spend", SPEND),
+                ("hit", HIT),
+            )
+        }
+        self._lock = threading.Lock()
+        self._spaces: OrderedDict[str, Space] = OrderedDict()
+        # Leases this worker holds, by in-flight key: renewed until released.
+        self.leases: dict[str, set[str]] = {}
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, daemon=True, name="lease-renewer")
+        self._renewer.start()
+
+    def key(self, namespace: str, part: str) -> str:
+        # The braces make every key of a namespace one Redis Cluster slot, as scripts need.
+        return f"{PREFIX}:{{{namespace}}}:{part}"
+
+    def space(self, namespace: str = DEFAULT_NAMESPACE) -> Space:
+        with self._lock:
+            found = self._spaces.get(namespace)
+            if found is not None:
+                self._spaces.move_to_end(namespace)
+                return found
+        made = Space(
+            name=namespace,
+            scenario=RedisRuleBook(self, namespace),
+            journal=RedisJournal(self, namespace),
+            limiter=RedisLimits(self, namespace),
+            balance=RedisBalance(self, namespace),
+            cache=RedisPrefixCache(self, namespace),
+        )
+        self.client.sadd(f"{PREFIX}:namespaces", namespace)
+        with self._lock:
+            found = self._spaces.setdefault(namespace, made)
+            while len(self._spaces) > 1024:  # handles only: the state itself is in Redis
+                self._spaces.popitem(last=False)
+            return found
+
+    def namespaces(self) -> list[str]:
+        names = self.client.smembers(f"{PREFIX}:namespaces")
+        return sorted(_text(name) for name in names)
+
+    def describe(self) -> str:
+        return f"redis at {self.url}"
+
+    def ttl(self, namespace: str) -> int:
+        """Seconds a namespace's journal outlives its last exchange (0: for ever, default)."""
+        return 0 if namespace == DEFAULT_NAMESPACE else 24 * 3600
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer.is_alive() and self._renewer is not threading.current_thread():
+            self._renewer.join(timeout=5)
+        self.client.close()
+
+    def _renew(self) -> None:
+        import redis
+
+        period = max(self.settings.lease_seconds / 3, 0.05)
+        while not self._stop.wait(period):
+            with self._lock:
+                held = {key: list(leases) for key, leases in self.leases.items() if leases}
+            for key, leases in held.items():
+                try:
+                    self.scripts["renew"](keys=[key], args=[self.settings.lease_seconds, *leases])
+                except redis.RedisError:
+                    continue  # Redis is away: the next round tries again
+
+    def hold(self, key: str, lease: str) -> None:
+        with self._lock:
+            self.leases.setdefault(key, set()).add(lease)
+
+    def drop(self, key: str, lease: str) -> None:
+        with self._lock:
+            self.leases.get(key, set()).discard(lease)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+class RedisRuleBook:
+    """Rules as scenario JSON in Redis, with a version; each worker parses a version once."""
+
+    def __init__(self, store: RedisStore, namespace: str) -> None:
+        self.store = store
+        self.client = store.client
+        self.version_key = store.key(namespace, "version")
+        self.rules_key = store.key(namespace, "rules")
+        self.uses_key = store.key(namespace, "uses")
+        self.draws_key = store.key(namespace, "draws")
+        self._cached: tuple[int, tuple[Rule, ...]] | None = None
+
+    def _parse(self, raw: bytes | None) -> tuple[Rule, ...]:
+        if raw is None or raw == STARTUP:
+            return self.store.startup
+        return tuple(rule_from_json(data, i) for i, data in enumerate(orjson.loads(raw)))
+
+    def _load(self) -> tuple[int, tuple[Rule, ...]]:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.version_key)
+        pipe.get(self.rules_key)
+        version, raw = pipe.execute()
+        self._cached = (int(version or 0), self._parse(raw))
+        return self._cached
+
+    def _write(self, pipe: Any, rules: Sequence[Rule]) -> None:
+        if tuple(rules) == self.store.startup:
+            pipe.set(self.rules_key, STARTUP)
+        else:
+            pipe.set(self.rules_key, orjson.dumps([rule_to_json(rule) for rule in rules]))
+        pipe.incr(self.version_key)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._load()[1]
+
+    def replace(self, rules: Iterable[Rule]) -> None:
+        rules = tuple(rules)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.uses_key, self.draws_key)
+        self._write(pipe, rules)
+        pipe.execute()
+
+    def add(self, rule: Rule) -> None:
+        """As `Scenario.add`: a name in use is replaced where it stands, counted from 0."""
+        import redis
+
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.version_key, self.rules_key)  # type: ignore[no-untyped-call]
+                    rules = list(self._parse(_raw(pipe.get(self.rules_key))))
+                    names = [existing.name for existing in rules]
+                    pipe.multi()
+                    if rule.name in names:
+                        i = names.index(rule.name)
+                        rules[i] = rule
+                        pipe.hdel(self.uses_key, str(i))
+                        pipe.hdel(self.draws_key, str(i))
+                    else:
+                        rules.append(rule)
+                    self._write(pipe, rules)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue  # another worker changed the rules first: read them again
+
+    def usage(self) -> list[tuple[Rule, int]]:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.rules_key)
+        pipe.hgetall(self.uses_key)
+        raw, uses = pipe.execute()
+        counts = {int(k): int(v) for k, v in uses.items()}
+        return [(rule, counts.get(i, 0)) for i, rule in enumerate(self._parse(raw))]
+
+    def uses(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for rule, used in self.usage():
+            totals[rule.name] = totals.get(rule.name, 0) + used
+        return totals
+
+    def decide(self, chat: ChatRequest, headers: Mapping[str, str], dialect: str) -> Rule:
+        for _ in range(16):
+            version, rules = self._cached or self._load()
+            args: list[Arg] = [version, self.store.settings.seed]
+            for i, rule in enumerate(rules):
+                if rule.match(chat, headers, dialect):
+                    times = -1 if rule.times is None else rule.times
+                    args += [i, times, repr(rule.probability), rule.name]
+            keys = [self.version_key, self.uses_key, self.draws_key]
+            chosen = int(self.store.scripts["decide"](keys=keys, args=args))
+            if chosen == -2:  # the rules changed since this worker read them
+                self._load()
+                continue
+            return GENERATED if chosen < 0 else rules[chosen]
+        raise RuntimeError("the rules kept changing while a request was being decided")
+
+
+class RedisJournal:
+    def __init__(self, store: RedisStore, namespace: str) -> None:
+        self.store = store
+        self.client = store.client
+        self.namespace = namespace
+        self.keys = [store.key(namespace, part) for part in ("seq", "recorded", "journal")]
+        self.keys.append(store.key(namespace, "journal-bytes"))
+        self.stream = self.keys[2]
+        default = namespace == DEFAULT_NAMESPACE
+        self.max_bytes = JOURNAL_BYTES if default else NAMESPACE_JOURNAL_BYTES
+
+    def record(self, entry: Entry) -> None:
+        args: list[Arg] = [
+            dump_entry(entry),
+            entry_cost(entry),
+            self.store.settings.journal_size,
+            self.max_bytes,
+            self.store.ttl(self.namespace),
+        ]
+        entry.seq = int(self.store.scripts["record"](keys=self.keys, args=args))
+
+    @staticmethod
+    def _entries(items: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry]:
+        out = []
+        for ident, fields in items:
+            entry = load_entry(fields[b"e"])
+            entry.seq = int(ident.split(b"-")[0])
+            out.append(entry)
+        return out
+
+    def entries(self) -> list[Entry]:
+        return self._entries(cast(Items, self.client.xrange(self.stream)))
+
+    def __len__(self) -> int:
+        return int(self.client.xlen(self.stream))
+
+    def clear(self) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.stream, self.keys[3])
+        pipe.set(self.keys[1], 0)
+        pipe.execute()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Entry]:
+        """As `Journal.wait_for`, for exchanges any worker recorded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(self.keys[1])
+            pipe.xrevrange(self.stream, count=1)
+            recorded, last = pipe.execute()
+            recorded = int(recorded or 0)
+            if recorded >= count:
+                return self.entries()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"journal has recorded {recorded} exchanges, expected {count} "
+                    f"within {timeout} s"
+                )
+            after = last[0][0] if last else b"0-0"
+            # Wakes at the next entry any worker records; bounded so a clear is seen too.
+            self.client.xread({self.stream: after}, block=max(int(min(left, 1.0) * 1000), 1))
+
+
+class RedisLimits:
+    def __init__(self, store: RedisStore, namespace: str) -> None:
+        self.store = store
+        settings = store.settings
+        self.concurrent = settings.max_concurrent
+        self.per_window = settings.rate_limit
+        self.window = settings.rate_window
+        self.in_flight_key = store.key(namespace, "in-flight")
+        self.started_key = store.key(namespace, "started")
+
+    @property
+    def in_flight(self) -> int:
+        return int(self.store.client.zcard(self.in_flight_key))
+
+    def acquire(self, message: str | None = None) -> Callable[[], None]:
+        if self.concurrent is None and self.per_window is None:
+            return _nothing
+        lease = uuid.uuid4().hex
+        args: list[Arg] = [
+            -1 if self.concurrent is None else self.concurrent,
+            -1 if self.per_window is None else self.per_window,
+            self.window,
+            lease,
+            self.store.settings.lease_seconds,
+        ]
+        keys = [self.in_flight_key, self.started_key]
+        verdict = self.store.scripts["acquire"](keys=keys, args=args)
+        kind = verdict[0].decode()
+        if kind == "concurrency":
+            template = message or (
+                "Your current concurrency is {current}, which exceeds your "
+                "concurrency limit of {limit}."
+            )
+            current = int(verdict[1]) + 1
+            raise ApiError("rate_limit", template.format(current=current, limit=self.concurrent))
+        if kind == "rate":
+            wait = float(verdict[1])
+            raise ApiError("rate_limit", headers={"retry-after": str(max(math.ceil(wait), 1))})
+        if self.concurrent is None:
+            return _nothing
+        self.store.hold(self.in_flight_key, lease)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.store.drop(self.in_flight_key, lease)
+            self.store.client.zrem(self.in_flight_key, lease)
+
+        return release
+
+    def reset(self) -> None:
+        self.store.client.delete(self.started_key)
+
+
+def _nothing() -> None:
+    pass
+
+
+class RedisBalance:
+    def __init__(self, store: RedisStore, namespace: str) -> None:
+        self.store = store
+        self.initial = store.settings.balance_tokens
+        self.key = store.key(namespace, "balance")
+
+    @property
+    def left(self) -> int | None:
+        if self.initial is None:
+            return None
+        raw = self.store.client.get(self.key)
+        return self.initial if raw is None else int(raw)
+
+    @property
+    def available(self) -> bool:
+        left = self.left
+        return left is None or left > 0
+
+    def check(self) -> None:
+        if not self.available:
+            raise ApiError("insufficient_balance")
+
+    def spend(self, tokens: int) -> None:
+        if self.initial is not None:
+            self.store.scripts["spend"](keys=[self.key], args=[self.initial, tokens])
+
+    def reset(self) -> None:
+        self.store.client.delete(self.key)
+
+
+class RedisPrefixCache:
+    def __init__(self, store: RedisStore, namespace: str) -> None:
+        self.store = store
+        self.key = store.key(namespace, "prompt-cache")
+
+    def hit(self, ids: Sequence[int], domain: str = "") -> int:
+        if len(ids) < UNIT:
+            return 0
+        # Chained digests: each stands for the whole prefix, like PromptCache's keys, but the
+        # same in every process (Python's hash() of a str is not).
+        digest = hashlib.blake2b(domain.encode(), digest_size=16).digest()
+        prefixes = []
+        for end in range(UNIT, len(ids) + 1, UNIT):
+            unit = array("q", ids[end - UNIT : end]).tobytes()
+            digest = hashlib.blake2b(digest + unit, digest_size=16).digest()
+            prefixes.append(digest)
+        units = int(self.store.scripts["hit"](keys=[self.key], args=prefixes))
+        return units * UNIT
+
+    def clear(self) -> None:
+        self.store.client.delete(self.key)
