@@ -63,7 +63,14 @@ class RateLimiter:
                     )
                 self._started.append(now)
             self._in_flight += 1
-        return self.release
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():  # a slot is given back once, however often asked
+                released.set()
+                self.release()
+
+        return release
 
     def release(self) -> None:
         with self._lock:

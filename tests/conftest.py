@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, settings
 
 from mockserver.server import MockServer
 from mockserver.settings import Settings
+from tests.redis_server import redis_server
 
 pytest_plugins = ["pytester"]
 
@@ -66,3 +67,20 @@ def server_now() -> Iterator[MockServer]:
 def mock_now(server_now: MockServer) -> Iterator[MockServer]:
     """The newest-era session server, reset for this test."""
     yield from _reset_around(server_now)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on 127.0.0.1, for the whole session (tests/redis_server.py)."""
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_db(redis_url: str) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushall()
+    return redis_url + "/0"
