@@ -25,12 +25,12 @@ from mockserver.state import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH = {"Authorization": "Bearer sk-test"}
-CHAT = {
+CHAT: dict[str, object] = {
     "model": "deepseek-flash",
     "messages": [{"role": "user", "content": "hi"}],
     "thinking": {"type": "disabled"},
 }
-STREAM = {**CHAT, "stream": True}
+STREAM: dict[str, object] = {**CHAT, "stream": True}
 
 
 class Instance:
