@@ -21,14 +21,15 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from mockserver.errors import ApiError
-from mockserver.journal import ADMIN_PREFIX
-from mockserver.scenario import rules_from_json
+from mockserver.journal import ADMIN_PREFIX, dump_entry
+from mockserver.scenario import rule_to_json, rules_from_json
 from mockserver.state import namespace_of
 
 if TYPE_CHECKING:
@@ -39,14 +40,17 @@ PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 ENDPOINTS = (
     ("GET", "/__mock/", "this list"),
     ("GET", "/__mock/health", "status, dialects, open streams, journal size"),
-    ("GET", "/__mock/journal", "every exchange, secrets redacted"),
+    ("GET", "/__mock/journal", "every exchange, secrets redacted (?wait_for=N&timeout=S waits)"),
     ("DELETE", "/__mock/journal", "empty the journal"),
     ("GET", "/__mock/scenario", "rule names and how often each answered"),
     ("PUT", "/__mock/scenario", "replace the rules with a scenario (JSON)"),
     ("POST", "/__mock/scenario", "add a scenario's rules; a rule with a name in use replaces it"),
     ("DELETE", "/__mock/scenario", "remove every rule"),
     ("POST", "/__mock/reset", "start-up rules, empty journal, cold cache"),
+    ("DELETE", "/__mock/namespace", "forget the namespace's state (X-Mock-Namespace)"),
 )
+# Each route reads and changes the namespace the request names (X-Mock-Namespace or /ns/NAME).
+MAX_WAIT_SECONDS = 60.0
 
 
 def is_loopback_address(host: str) -> bool:
@@ -76,6 +80,20 @@ def _host_of(authority: str) -> str | None:
 
 def _json(value: object, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def _wait_args(count: str, timeout: str) -> tuple[int, float]:
+    try:
+        n, seconds = int(count), float(timeout)
+    except ValueError:
+        n, seconds = -1, -1.0
+    if n < 0 or not 0 <= seconds <= MAX_WAIT_SECONDS:
+        raise ApiError(
+            "invalid_request",
+            f"wait_for takes a count and timeout seconds from 0 to {MAX_WAIT_SECONDS:g} "
+            f"(got wait_for={count[:20]!r}, timeout={timeout[:20]!r})",
+        )
+    return n, seconds
 
 
 def check_request(request: Request, token: str | None) -> None:
@@ -143,6 +161,7 @@ def mount(mock: Mock) -> Mount:
                 "dialects": [d.name for _, d in mock.mounts],
                 "open_bodies": mock.bodies.count,
                 "namespace": space.name,
+                "base_paths": {d.name: prefix + d.sdk_path for prefix, d in mock.mounts},
                 "journal": len(space.journal),
                 "state": mock.store.describe(),
                 "pid": os.getpid(),
@@ -154,14 +173,38 @@ def mount(mock: Mock) -> Mount:
         if request.method == "DELETE":
             mock.space(request.headers).journal.clear()
             return Response(status_code=204)
-        entries = mock.space(request.headers).journal.entries()
-        return _json({"entries": [entry.to_json() for entry in entries]})
+        journal = mock.space(request.headers).journal
+        wait = request.query_params.get("wait_for")
+        recorded = None
+        if wait is not None:
+            count, timeout = _wait_args(wait, request.query_params.get("timeout", "5"))
+            try:
+                entries = await anyio.to_thread.run_sync(journal.wait_for, count, timeout)
+            except AssertionError as exc:
+                recorded = str(exc)
+                entries = journal.entries()
+        else:
+            entries = journal.entries()
+        if request.query_params.get("raw") == "1":  # whole entries, as the stores keep them
+            body: dict[str, object] = {"raw": [orjson.Fragment(dump_entry(e)) for e in entries]}
+        else:
+            body = {"entries": [entry.to_json() for entry in entries]}
+        if recorded is not None:
+            body["timed_out"] = recorded
+        return _json(body)
 
     async def scenario(request: Request) -> Response:
         guard(request)
         book = mock.space(request.headers).scenario
         if request.method == "GET":
-            return _json({"rules": [rule.name for rule in book.rules], "uses": book.uses()})
+            usage = book.usage()
+            return _json(
+                {
+                    "rules": [rule.name for rule, _ in usage],
+                    "uses": book.uses(),
+                    "usage": [{"rule": rule_to_json(rule), "uses": n} for rule, n in usage],
+                }
+            )
         if request.method == "DELETE":
             book.replace(())
             return Response(status_code=204)
@@ -195,6 +238,11 @@ def mount(mock: Mock) -> Mount:
         mock.reset(namespace_of(request.headers))
         return Response(status_code=204)
 
+    async def namespace(request: Request) -> Response:
+        guard(request)
+        mock.store.forget(namespace_of(request.headers))
+        return Response(status_code=204)
+
     return Mount(
         PREFIX,
         routes=[
@@ -203,5 +251,6 @@ def mount(mock: Mock) -> Mount:
             Route("/journal", journal, methods=["GET", "DELETE"]),
             Route("/scenario", scenario, methods=["GET", "PUT", "POST", "DELETE"]),
             Route("/reset", reset, methods=["POST"]),
+            Route("/namespace", namespace, methods=["DELETE"]),
         ],
     )

@@ -31,6 +31,7 @@ from mockserver.faults import broken_body, broken_frames, check_single_frame, he
 from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import JournalMiddleware
+from mockserver.namespace_path import NamespacePath
 from mockserver.replay import TapeMiddleware, Tapes, tapes_for
 from mockserver.resources import data_dir
 from mockserver.responder import Completion, Responder
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(NamespacePath),
             Middleware(JournalMiddleware, journal_for=lambda scope: journal_of(mock, scope)),
             Middleware(TapeMiddleware, mock=mock),
         ],

@@ -186,10 +186,16 @@ def dump_entry(entry: Entry) -> bytes:
 
 
 def load_entry(raw: builtins.bytes) -> Entry:
-    """The inverse of `dump_entry`; fields this version does not know are left out."""
-    data = orjson.loads(raw)
+    """The inverse of `dump_entry`."""
+    return entry_from_data(orjson.loads(raw))
+
+
+def entry_from_data(data: dict[str, Any]) -> Entry:
+    """An entry from `dump_entry`'s JSON, parsed; fields this version does not know are left
+    out."""
+    data = {name: data[name] for name in ENTRY_FIELDS if name in data}
     data["body"] = base64.b64decode(data.get("body", ""))
-    return Entry(**{name: data[name] for name in ENTRY_FIELDS if name in data})
+    return Entry(**data)
 
 
 def entry_cost(entry: Entry) -> int:

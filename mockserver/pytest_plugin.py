@@ -1,8 +1,11 @@
 """pytest plugin: fixtures that hand a test a running deepseek-mock.
 
-One server serves the whole session and is reset around every test; a test marked
-`@pytest.mark.deepseek_mock(...)` gets a server of its own. Settings come from the marker first,
-then the command line, then `Settings`' defaults.
+One server serves the whole session, and each test gets a namespace of it (its own rules,
+journal, limits and cache; `deepseek_mock.base_url` carries it in the path), so tests never see
+each other's state, in one process or under pytest-xdist. With `--deepseek-mock-url` the
+session uses a server that is already running (one for all xdist workers) instead of starting
+one. A test marked `@pytest.mark.deepseek_mock(...)` gets a server of its own. Settings come
+from the marker first, then the command line, then `Settings`' defaults.
 
 Loaded by every pytest run in an environment that has the package (a `pytest11` entry point),
 so the OpenAI SDK, the slowest import here, waits until a client fixture asks for it.
@@ -11,6 +14,7 @@ so the OpenAI SDK, the slowest import here, waits until a client fixture asks fo
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from mockserver.dialects import DIALECTS
+from mockserver.handle import DEFAULT_API_KEY, NamespacedMock, RemoteMock, namespace_for
 from mockserver.replay import MODES
 from mockserver.server import MockServer
 from mockserver.settings import Settings
@@ -27,7 +32,7 @@ if TYPE_CHECKING:
     import openai
 
 ALL_DIALECTS = "all"
-DEFAULT_API_KEY = "sk-deepseek-mock"
+Handle = MockServer | NamespacedMock | RemoteMock
 MARKER = "deepseek_mock"
 
 
@@ -65,6 +70,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=0.0,
         help="recorded offsets are divided by this; 0 (default): as fast as possible",
+    )
+    group.addoption(
+        "--deepseek-mock-url",
+        default=os.environ.get("DEEPSEEK_MOCK_URL"),
+        metavar="URL",
+        help="use the deepseek-mock already serving at URL (e.g. one shared by every "
+        "pytest-xdist worker) instead of starting one; each test still gets a namespace of its "
+        "own there (env DEEPSEEK_MOCK_URL)",
     )
     group.addoption(
         "--deepseek-mock-seed",
@@ -142,7 +155,7 @@ def _settings(config: pytest.Config, overrides: Mapping[str, Any]) -> Settings:
     return Settings(**{"port": 0, **_options(config), **overrides})
 
 
-def _unused_rules(server: MockServer) -> list[str]:
+def _unused_rules(server: Handle) -> list[str]:
     return [
         f"{rule.name!r} was used {used} of {rule.times} times"
         for rule, used in server.scenario.usage()
@@ -158,8 +171,9 @@ def deepseek_mock_server(pytestconfig: pytest.Config) -> Iterator[MockServer]:
 
 
 @pytest.fixture
-def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
-    """A mock server with its start-up rules and an empty journal, and left that way after.
+def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[Handle]:
+    """This test's namespace of the session's mock: its start-up rules, an empty journal, and
+    forgotten after the test.
 
     `@pytest.mark.deepseek_mock(**settings)` gives the test a dedicated server instead.
     """
@@ -173,14 +187,15 @@ def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
             unused = _unused_rules(server) if strict else []
             misses = _misses(server)
     else:
-        # Looked up only here, so a run whose tests all bring their own settings never starts it.
-        server = request.getfixturevalue("deepseek_mock_server")
-        server.reset()
+        handle = _namespaced(request)
+        handle.reset()  # a test run twice in one session starts afresh
         try:
-            yield server
-            unused = _unused_rules(server) if strict else []
+            yield handle
+            unused = _unused_rules(handle) if strict else []
         finally:
-            server.reset()
+            handle.forget()
+            if isinstance(handle, RemoteMock):
+                handle.close()
     if misses:
         pytest.fail(
             "deepseek_mock: requests with no recording (the test got a 404 for each):\n  "
@@ -191,6 +206,20 @@ def deepseek_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
         pytest.fail(
             "strict deepseek_mock: rules not used up:\n  " + "\n  ".join(unused), pytrace=False
         )
+
+
+def _namespaced(request: pytest.FixtureRequest) -> NamespacedMock | RemoteMock:
+    namespace = namespace_for(request.node.nodeid)
+    url = request.config.getoption("--deepseek-mock-url")
+    if url:
+        try:
+            return RemoteMock(
+                url, namespace, admin_token=os.environ.get("DEEPSEEK_MOCK_ADMIN_TOKEN")
+            )
+        except ConnectionError as exc:
+            pytest.fail(f"--deepseek-mock-url: {exc}", pytrace=False)
+    # Looked up only here, so a run whose tests all bring their own settings never starts it.
+    return NamespacedMock(request.getfixturevalue("deepseek_mock_server"), namespace)
 
 
 def _openai() -> Any:
@@ -206,12 +235,14 @@ def _openai() -> Any:
     return openai
 
 
-def _api_key(server: MockServer) -> str:
-    return server.settings.api_keys[0] if server.settings.api_keys else DEFAULT_API_KEY
+def _api_key(server: Handle) -> str:
+    if isinstance(server, MockServer):
+        return server.settings.api_keys[0] if server.settings.api_keys else DEFAULT_API_KEY
+    return server.api_key
 
 
 @pytest.fixture
-def deepseek_client(deepseek_mock: MockServer) -> Iterator[openai.OpenAI]:
+def deepseek_client(deepseek_mock: Handle) -> Iterator[openai.OpenAI]:
     """`openai.OpenAI` bound to `deepseek_mock`, with the SDK's own retries left on."""
     openai = _openai()
 
@@ -221,7 +252,7 @@ def deepseek_client(deepseek_mock: MockServer) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-async def deepseek_async_client(deepseek_mock: MockServer) -> AsyncIterator[openai.AsyncOpenAI]:
+async def deepseek_async_client(deepseek_mock: Handle) -> AsyncIterator[openai.AsyncOpenAI]:
     """`openai.AsyncOpenAI` bound to `deepseek_mock`, for tests run by anyio's or an asyncio
     plugin: it is closed on the event loop that opened its connections."""
     openai = _openai()
@@ -243,19 +274,19 @@ def _anthropic() -> Any:
     return anthropic
 
 
-def _anthropic_url(server: MockServer) -> str:
+def _anthropic_url(server: Handle) -> str:
     try:
         return server.url_for("anthropic")
     except ValueError:
         pytest.fail(
-            f"this deepseek_mock speaks {server.settings.dialect!r}: DeepSeek's Anthropic API is "
-            "served with the deepseek dialect (or all dialects)",
+            "this deepseek_mock does not serve DeepSeek's Anthropic API, which comes with the "
+            "deepseek dialect (or all dialects)",
             pytrace=False,
         )
 
 
 @pytest.fixture
-def deepseek_anthropic_client(deepseek_mock: MockServer) -> Iterator[anthropic.Anthropic]:
+def deepseek_anthropic_client(deepseek_mock: Handle) -> Iterator[anthropic.Anthropic]:
     """`anthropic.Anthropic` bound to DeepSeek's Anthropic API on `deepseek_mock`
     (`deepseek_mock.url_for("anthropic")`), with the SDK's own retries left on."""
     sdk = _anthropic()
@@ -266,7 +297,7 @@ def deepseek_anthropic_client(deepseek_mock: MockServer) -> Iterator[anthropic.A
 
 @pytest.fixture
 async def deepseek_anthropic_async_client(
-    deepseek_mock: MockServer,
+    deepseek_mock: Handle,
 ) -> AsyncIterator[anthropic.AsyncAnthropic]:
     """`anthropic.AsyncAnthropic`, the same, closed on the test's event loop."""
     sdk = _anthropic()

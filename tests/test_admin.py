@@ -151,7 +151,7 @@ def test_the_admin_root_lists_its_endpoints(mock: MockServer) -> None:
     assert response.status_code == 200
     listed = {(e["method"], e["path"]) for e in response.json()["endpoints"]}
     assert ("GET", "/__mock/journal") in listed and ("POST", "/__mock/reset") in listed
-    assert len(listed) == 9
+    assert len(listed) == 10
 
 
 def test_the_token_takes_bearer_in_any_case_and_only_with_it() -> None:
@@ -170,7 +170,7 @@ def test_the_readme_admin_examples_run(mock: MockServer) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
     block = readme.split("### The admin API", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     script = block.replace("http://127.0.0.1:8000", mock.url).replace("curl -s ", "curl -sf ")
-    assert script.count("curl -sf ") == 8
+    assert script.count("curl -sf ") == 9
     done = subprocess.run(
         ["bash", "-e", "-c", script],
         cwd=Path(__file__).resolve().parent.parent,
@@ -181,3 +181,30 @@ def test_the_readme_admin_examples_run(mock: MockServer) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [rule.name for rule in mock.scenario.rules] == [rule.name for rule in mock.mock.startup]
+
+
+def test_the_readme_namespace_example(mock: MockServer) -> None:
+    """A rule PUT into `team-a` answers requests sent under /ns/team-a/ only; the admin API
+    waits for a namespace's exchanges, and forgets the namespace."""
+    team = {"X-Mock-Namespace": "team-a", "Content-Type": "application/json"}
+    down = {"rules": [{"name": "down", "error": {"status": 503}}]}
+    assert httpx.put(mock.url + "/__mock/scenario", json=down, headers=team).status_code == 200
+    body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+    auth = {"Authorization": "Bearer sk-test"}
+    assert (
+        httpx.post(mock.url + "/ns/team-a/chat/completions", json=body, headers=auth).status_code
+        == 503
+    )
+    assert httpx.post(mock.url + "/chat/completions", json=body, headers=auth).status_code == 200
+    waited = httpx.get(mock.url + "/__mock/journal?wait_for=1&timeout=5", headers=team).json()
+    assert [(e["path"], e["status"]) for e in waited["entries"]] == [("/chat/completions", 503)]
+    too_many = httpx.get(mock.url + "/__mock/journal?wait_for=2&timeout=0", headers=team).json()
+    assert "recorded 1 exchanges, expected 2" in too_many["timed_out"]
+    assert [e.status for e in mock.journal.entries()] == [200]  # the default namespace's own
+    bad = httpx.get(mock.url + "/__mock/journal?wait_for=x")
+    assert bad.status_code == 400 and "wait_for takes a count" in bad.json()["error"]["message"]
+    assert httpx.delete(mock.url + "/__mock/namespace", headers=team).status_code == 204
+    assert "team-a" not in mock.mock.store.namespaces()
+    assert httpx.get(mock.url + "/__mock/scenario", headers=team).json()["rules"] == [
+        rule.name for rule in mock.mock.startup
+    ]

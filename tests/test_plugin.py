@@ -12,6 +12,8 @@ import sys
 import openai  # noqa: F401  # kept loaded: in-process runs unload what they import (~0.6 s each)
 import pytest
 
+from mockserver.server import MockServer
+
 INI = """
 [pytest]
 addopts = --strict-markers
@@ -39,6 +41,8 @@ async def ask_async(client: openai.AsyncOpenAI, question: str) -> str:
 
 RETRY_EXAMPLE = """
 import pytest
+
+from mockserver.server import MockServer
 
 import my_app
 from mockserver import ErrorReply, Reply, Rule
@@ -82,6 +86,8 @@ def test_my_app_sends_the_question(deepseek_mock, deepseek_client):
 MARKER_EXAMPLE = """
 import openai
 import pytest
+
+from mockserver.server import MockServer
 
 
 @pytest.mark.deepseek_mock(dialect="acedata", api_keys=["sk-right-key-123"])
@@ -152,9 +158,13 @@ def test_dedicated_is_not_the_session_server(deepseek_mock, request):
     assert deepseek_mock.settings.seed == 7 and session.settings.seed == 0
 
 
-def test_unmarked_gets_the_session_server(deepseek_mock, deepseek_mock_server):
-    assert deepseek_mock is deepseek_mock_server
+def test_unmarked_gets_a_namespace_of_the_session_server(deepseek_mock, deepseek_mock_server):
+    assert deepseek_mock.server is deepseek_mock_server
     assert deepseek_mock.settings.dialect is None and deepseek_mock.settings.api_keys == ()
+    assert deepseek_mock.base_url == (
+        deepseek_mock_server.url + "/ns/" + deepseek_mock.namespace
+    )
+    assert "test_unmarked_gets_a_namespace" in deepseek_mock.namespace
 
 
 class TestAimlapi:
@@ -196,6 +206,8 @@ def test_each_test_starts_from_a_reset_server(suite: pytest.Pytester) -> None:
 
 CLI_CHECK = """
 import pytest
+
+from mockserver.server import MockServer
 
 def test_session_server(deepseek_mock):
     assert deepseek_mock.settings.dialect == "aimlapi"
@@ -241,6 +253,8 @@ STRICT = """
 import openai
 import pytest
 
+from mockserver.server import MockServer
+
 import my_app
 from mockserver import ErrorReply, Rule
 
@@ -253,7 +267,7 @@ def test_retries_used_up(deepseek_mock, deepseek_client):
 
 @pytest.mark.deepseek_mock(strict=True)
 def test_never_retried(deepseek_mock, deepseek_client, deepseek_mock_server):
-    assert deepseek_mock is deepseek_mock_server  # strict alone needs no server of its own
+    assert deepseek_mock.server is deepseek_mock_server  # strict alone needs no server of its own
     deepseek_mock.add(OVERLOADED)
     with pytest.raises(openai.InternalServerError):
         my_app.ask(deepseek_client.with_options(max_retries=0), "hi")
@@ -315,3 +329,54 @@ def test_loading_the_plugin_does_not_import_the_sdk() -> None:
     # Every pytest run in the environment loads the plugin; only its fixtures may need openai.
     code = "import sys, mockserver.pytest_plugin; sys.exit('openai' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+XDIST_SUITE = """
+import openai
+import pytest
+
+from mockserver.server import MockServer
+from mockserver import ErrorReply, Reply, Rule
+
+
+@pytest.mark.parametrize("n", range(12))
+def test_each_sees_only_its_own(deepseek_mock, deepseek_client, n):
+    deepseek_mock.add(
+        Rule(name=f"mine {n}", reply=Reply(content=f"for test {n}"), times=1),
+        Rule(name="then down", reply=ErrorReply(status=503)),
+    )
+    reply = deepseek_client.chat.completions.create(
+        model="deepseek-flash", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.choices[0].message.content == f"for test {n}"
+    # A client built by hand from base_url is in the same namespace, without a header.
+    with openai.OpenAI(base_url=deepseek_mock.base_url, api_key="sk-x", max_retries=0) as own:
+        with pytest.raises(openai.InternalServerError):
+            own.chat.completions.create(
+                model="deepseek-flash", messages=[{"role": "user", "content": "hi"}]
+            )
+    entries = deepseek_mock.journal.wait_for(2, timeout=5)
+    assert [e.status for e in entries] == [200, 503]
+    used = {name: n for name, n in deepseek_mock.scenario.uses().items() if n}
+    assert used == {f"mine {n}": 1, "then down": 1}
+"""
+
+
+def test_xdist_workers_share_one_running_server(suite: pytest.Pytester) -> None:
+    """`pytest -n 2 --deepseek-mock-url …`: two worker processes, one server, a namespace per
+    test; every test sees its own rules and journal only, and the default namespace stays
+    untouched."""
+    suite.makepyfile(test_shared=XDIST_SUITE)
+    with MockServer() as shared:
+        result = suite.runpytest_subprocess("-n", "2", f"--deepseek-mock-url={shared.url}")
+        result.assert_outcomes(passed=12)
+        assert "2 workers" in result.stdout.str()
+        assert shared.journal.entries() == []  # nothing leaked into the default namespace
+        assert shared.mock.store.namespaces() == ["default"]  # each test's was forgotten
+
+
+def test_a_shared_url_nobody_serves_fails_the_test_at_once(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_shared="def test_x(deepseek_mock):\n    pass\n")
+    result = suite.runpytest("--deepseek-mock-url=http://127.0.0.1:1")
+    result.assert_outcomes(errors=1)
+    assert "no deepseek-mock answers at http://127.0.0.1:1" in result.stdout.str()

@@ -68,6 +68,11 @@ class MemoryStore:
         with self._lock:
             return list(self._spaces)
 
+    def forget(self, namespace: str) -> None:
+        with self._lock:
+            if namespace != DEFAULT_NAMESPACE:
+                self._spaces.pop(namespace, None)
+
     def describe(self) -> str:
         return "memory"
 

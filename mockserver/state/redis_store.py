@@ -49,7 +49,8 @@ STARTUP = b"startup"  # the rules key's value while a namespace has its start-up
 CACHE_KEYS = 100_000  # prompt-cache prefixes kept per namespace, then a tenth is dropped
 
 DECIDE = """
--- KEYS: version, uses, draws. ARGV: the version the rules were matched in, the seed, then
+-- KEYS: version, uses, draws. ARGV: the version ('0': none written) the rules were matched in,
+-- the seed, then
 -- (index, times or -1, probability, name) for each matching rule, in order.
 local version = redis.call('GET', KEYS[1]) or '0'
 if version ~= ARGV[1] then return -2 end
@@ -214,6 +215,18 @@ class RedisStore:
         names = self.client.smembers(f"{PREFIX}:namespaces")
         return sorted(_text(name) for name in names)
 
+    def forget(self, namespace: str) -> None:
+        if namespace == DEFAULT_NAMESPACE:
+            return
+        with self._lock:
+            self._spaces.pop(namespace, None)
+        keys = list(self.client.scan_iter(match=self.key(namespace, "*"), count=100))
+        pipe = self.client.pipeline(transaction=False)
+        if keys:
+            pipe.delete(*keys)
+        pipe.srem(f"{PREFIX}:namespaces", namespace)
+        pipe.execute()
+
     def describe(self) -> str:
         return f"redis at {self.url}"
 
@@ -267,19 +280,19 @@ class RedisRuleBook:
         self.rules_key = store.key(namespace, "rules")
         self.uses_key = store.key(namespace, "uses")
         self.draws_key = store.key(namespace, "draws")
-        self._cached: tuple[int, tuple[Rule, ...]] | None = None
+        self._cached: tuple[str, tuple[Rule, ...]] | None = None
 
     def _parse(self, raw: bytes | None) -> tuple[Rule, ...]:
         if raw is None or raw == STARTUP:
             return self.store.startup
         return tuple(rule_from_json(data, i) for i, data in enumerate(orjson.loads(raw)))
 
-    def _load(self) -> tuple[int, tuple[Rule, ...]]:
+    def _load(self) -> tuple[str, tuple[Rule, ...]]:
         pipe = self.client.pipeline(transaction=True)
         pipe.get(self.version_key)
         pipe.get(self.rules_key)
         version, raw = pipe.execute()
-        self._cached = (int(version or 0), self._parse(raw))
+        self._cached = (_text(version or b"0"), self._parse(raw))
         return self._cached
 
     def _write(self, pipe: Any, rules: Sequence[Rule]) -> None:
@@ -287,7 +300,9 @@ class RedisRuleBook:
             pipe.set(self.rules_key, STARTUP)
         else:
             pipe.set(self.rules_key, orjson.dumps([rule_to_json(rule) for rule in rules]))
-        pipe.incr(self.version_key)
+        # A fresh token, not a counter: a namespace forgotten and made again must not reach a
+        # version some worker still holds the old rules of.
+        pipe.set(self.version_key, uuid.uuid4().hex)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
