@@ -79,6 +79,9 @@ class MockConfig(uvicorn.Config):
                 level = uvicorn.config.LOG_LEVELS.get(level, logging.INFO)
             logging.basicConfig(level=level or logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
             self.app = create_app(self.mock_settings)
+            from mockserver.cli import settle_heap
+
+            settle_heap()  # as a single-process `serve` does: start-up objects left unwalked
         super().load()
 
 

@@ -139,8 +139,10 @@ def launch(
     chat_path: str = "/chat/completions",
     env: dict[str, str] | None = None,
     time_limit: float = 30.0,
+    pinned: bool = True,
 ) -> Server:
-    """Start one server and return once it has answered a 200 (time to that is `startup`)."""
+    """Start one server and return once it has answered a 200 (time to that is `startup`).
+    `pinned=False` leaves it free to use every core (a server of several workers)."""
     log = work / f"{name}-{port}.log"
     out: IO[bytes]
     with log.open("wb") as out:
@@ -151,7 +153,7 @@ def launch(
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
-            preexec_fn=_pinned,
+            preexec_fn=_pinned if pinned else None,
         )
     server = Server(name, port, process, log, probe_path, chat_path, started_at=started)
     deadline = started + time_limit
@@ -193,6 +195,7 @@ def shipped_command(port: int, *extra: str) -> list[str]:
     return [*head, "serve", "--port", str(port), *extra]
 
 
-def spawn_shipped(work: Path, *extra: str) -> Server:
+def spawn_shipped(work: Path, *extra: str, name: str = "shipped", pinned: bool = True) -> Server:
     port = free_port()
-    return launch("shipped", shipped_command(port, *extra), work, port=port, probe_path="/models")
+    command = shipped_command(port, *extra)
+    return launch(name, command, work, port=port, probe_path="/models", pinned=pinned)

@@ -19,7 +19,7 @@ import httpx
 import orjson
 import uvloop
 
-from tests.bench import micro
+from tests.bench import micro, scaling
 from tests.bench.bare import JSON_SHORT, STREAM_LONG, STREAM_SHORT, UNBATCHED
 from tests.bench.load import (
     MARK,
@@ -612,6 +612,7 @@ class Bench:
             self.generated(mock, bare)
             self.distinct(servers)
             self.shipped(shipped, bare)
+            scaling.workers(self)
             self.long_stream(servers)
             self.many_streams(servers)
             self.pacing(mock)
