@@ -272,12 +272,23 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
         space.balance.check()
         release = space.limiter.acquire(era.concurrency_message)
         try:
-            rule = fault or space.scenario.decide(chat, request.headers, dialect.name)
+            if fault is not None:
+                rule, cached = fault, space.cached_tokens(chat)
+            else:
+                rule, cached = space.decide(chat, request.headers, dialect.name)
             request.state.rule = rule.name
             if isinstance(rule.reply, ErrorReply):
                 raise error_from(rule.reply)
             response = answer(
-                mock, space, dialect, chat, rule.reply, rule.delivery, request.headers, shape
+                mock,
+                space,
+                dialect,
+                chat,
+                rule.reply,
+                rule.delivery,
+                cached,
+                request.headers,
+                shape,
             )
         except BaseException:
             release()
@@ -321,10 +332,12 @@ def answer(
     chat: ChatRequest,
     reply: Reply,
     delivery: Delivery,
+    cached_tokens: Callable[[], int],
     request_headers: Mapping[str, str],
     shape: Shape,
 ) -> Response | BodyStream:
-    """The reply to a request that passed every check: rendered, encoded, delivered."""
+    """The reply to a request that passed every check: rendered, encoded, delivered.
+    `cached_tokens()` gives the prompt-cache hit of the request's namespace."""
     settings = mock.settings
     how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
     if not chat.stream:
@@ -333,7 +346,7 @@ def answer(
     model = chat.spec.response_model(chat.thinking)
     completion_id = dialect.completion_id(model, chat.stream)
     completion = mock.responder.complete(
-        chat, reply, completion_id=completion_id, model=model, cache=space.cache
+        chat, reply, completion_id=completion_id, model=model, cached_tokens=cached_tokens
     )
     if chat.fim and chat.raw.get("echo") is True:
         completion = echoed(completion, str(chat.raw.get("prompt", "")))

@@ -12,15 +12,12 @@ import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mockserver import arguments, textgen, tokens
 from mockserver.scenario import Reply, ToolCall
 from mockserver.usage import PromptCache, Usage
 from mockserver.validation import ChatRequest
-
-if TYPE_CHECKING:
-    from mockserver.state import PrefixCache
 
 ALNUM = string.ascii_letters + string.digits
 _UNUSED = random.Random(0)  # handed to code paths a fully canned reply never takes
@@ -127,10 +124,16 @@ class Responder:
         *,
         completion_id: str,
         model: str,
-        cache: PrefixCache | None = None,
+        cached_tokens: Callable[[], int] | None = None,
     ) -> Completion:
-        """`cache` is the prompt cache of the request's namespace (else the responder's)."""
-        cache = cache if cache is not None else self.cache
+        """`cached_tokens()` says how much of the prompt the request's prompt cache holds
+        (by default the responder's own cache is asked)."""
+        if cached_tokens is None:
+            cache = self.cache
+
+            def cached_tokens() -> int:
+                return cache.hit(chat.prompt_ids, domain=cache_domain(chat))
+
         choices = tuple(self._choice(chat, reply, index) for index in range(chat.n))
         completion_tokens = reasoning_tokens = 0
         for choice in choices:
@@ -141,7 +144,7 @@ class Responder:
         usage = Usage(
             prompt_tokens=len(chat.prompt_ids),
             completion_tokens=completion_tokens,
-            cache_hit_tokens=cache.hit(chat.prompt_ids, domain=cache_domain(chat)),
+            cache_hit_tokens=cached_tokens(),
             reasoning_tokens=reasoning_tokens if chat.thinking else None,
         ).overridden(reply.usage)
         return Completion(

@@ -257,3 +257,27 @@ def test_namespace_names_are_checked() -> None:
     )
     with pytest.raises(ApiError, match="not a namespace name"):
         namespace_of({"x-mock-namespace": "a b"})
+
+
+def test_a_decision_brings_the_cache_hit_and_an_error_leaves_the_cache_cold(store: Store) -> None:
+    """`Space.decide` gives the rule and the prompt-cache hit (one round trip on Redis); a
+    request answered with an error does not warm the cache, in either store."""
+    space = store.space()
+    prompt = chat(" ".join(f"boom{i}" for i in range(300)))
+    whole = len(prompt.prompt_ids) // 64 * 64
+    space.scenario.replace(
+        [
+            Rule(
+                name="down",
+                match=Match(prompt=re.compile("boom")),
+                reply=ErrorReply(status=503),
+                times=1,
+            )
+        ]
+    )
+    rule, _ = space.decide(prompt, {}, "deepseek")
+    assert rule.name == "down"  # an error: the app never asks for the hit
+    rule, cached = space.decide(prompt, {}, "deepseek")
+    assert rule.name == "generated" and cached() == 0  # still cold
+    rule, cached = space.decide(prompt, {}, "deepseek")
+    assert cached() == whole

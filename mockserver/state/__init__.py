@@ -118,6 +118,20 @@ class Space:
     balance: Account
     cache: PrefixCache
 
+    def decide(
+        self, chat: ChatRequest, headers: Mapping[str, str], dialect: str
+    ) -> tuple[Rule, Callable[[], int]]:
+        """The rule that answers `chat`, and how to learn how many of its prompt tokens the
+        cache holds (asked only when the answer is written, so an error leaves the cache as
+        it was). A shared store answers both in one round trip."""
+        return self.scenario.decide(chat, headers, dialect), self.cached_tokens(chat)
+
+    def cached_tokens(self, chat: ChatRequest) -> Callable[[], int]:
+        """How to ask this namespace's prompt cache about `chat`'s prompt (and remember it)."""
+        from mockserver.responder import cache_domain
+
+        return lambda: self.cache.hit(chat.prompt_ids, domain=cache_domain(chat))
+
     def reset(self, rules: Iterable[Rule]) -> None:
         """Back to how a server starts: these rules, an empty journal, a cold cache, fresh
         limits and balance."""

@@ -25,13 +25,14 @@ import uuid
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from mockserver.errors import ApiError
 from mockserver.journal import JOURNAL_BYTES, Entry, dump_entry, entry_cost, load_entry
-from mockserver.scenario import GENERATED, Rule, rule_from_json, rule_to_json
+from mockserver.scenario import GENERATED, ErrorReply, Rule, rule_from_json, rule_to_json
 from mockserver.settings import Settings
 from mockserver.state import DEFAULT_NAMESPACE, Space
 from mockserver.state.memory import NAMESPACE_JOURNAL_BYTES
@@ -49,29 +50,47 @@ STARTUP = b"startup"  # the rules key's value while a namespace has its start-up
 CACHE_KEYS = 100_000  # prompt-cache prefixes kept per namespace, then a tenth is dropped
 
 DECIDE = """
--- KEYS: version, uses, draws. ARGV: the version ('0': none written) the rules were matched in,
--- the seed, then
--- (index, times or -1, probability, name) for each matching rule, in order.
+-- KEYS: version, uses, draws, prompt cache. ARGV: the version ('0': none written) the rules
+-- were matched in, the seed, the number of matching rules, then (index, times or -1,
+-- probability, name, 1 if it answers / 0 if it is an error) for each, in order, then the
+-- prompt's prefixes (see HIT). Returns the rule's index (-1: none, -2: the rules changed) and,
+-- when the request is answered, how many prefixes were cached (then they all are).
 local version = redis.call('GET', KEYS[1]) or '0'
-if version ~= ARGV[1] then return -2 end
-for i = 3, #ARGV, 4 do
+if version ~= ARGV[1] then return {-2, 0} end
+local chosen, answers = -1, 1
+local n = tonumber(ARGV[3])
+for c = 0, n - 1 do
+  local i = 4 + c * 5
   local index, times, p = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local used = tonumber(redis.call('HGET', KEYS[2], index) or '0')
   if times < 0 or used < times then
     local take = true
     if p < 1 then
-      local n = redis.call('HINCRBY', KEYS[3], index, 1) - 1
-      local digest = redis.sha1hex(ARGV[2] .. '\\0' .. ARGV[i + 3] .. '\\0' .. n)
+      local drawn = redis.call('HINCRBY', KEYS[3], index, 1) - 1
+      local digest = redis.sha1hex(ARGV[2] .. '\\0' .. ARGV[i + 3] .. '\\0' .. drawn)
       take = tonumber(string.sub(digest, 1, 13), 16) / 4503599627370496 < p
     end
     if take then
       redis.call('HINCRBY', KEYS[2], index, 1)
-      return tonumber(index)
+      chosen, answers = tonumber(index), tonumber(ARGV[i + 4])
+      break
     end
   end
 end
-return -1
-"""
+local hit = 0
+local first = 4 + n * 5
+if answers == 1 and first <= #ARGV then
+  for j = first, #ARGV do
+    if hit == j - first and redis.call('SISMEMBER', KEYS[4], ARGV[j]) == 1 then
+      hit = hit + 1
+    else
+      redis.call('SADD', KEYS[4], ARGV[j])
+    end
+  end
+  if redis.call('SCARD', KEYS[4]) > CACHE_CAP then redis.call('SPOP', KEYS[4], CACHE_DROP) end
+end
+return {chosen, hit}
+""".replace("CACHE_CAP", str(CACHE_KEYS)).replace("CACHE_DROP", str(CACHE_KEYS // 10))
 
 RECORD = """
 -- KEYS: total, recorded, stream, bytes. ARGV: entry, its cost, size, max bytes, ttl.
@@ -162,11 +181,17 @@ class RedisStore:
         self.url = url
         self.settings = settings
         self.startup = tuple(startup)
-        self.client: redis.Redis = redis.Redis.from_url(url, socket_connect_timeout=5)
+        # One connection for the request path: a pooled command polls its socket first (one
+        # syscall more per command, on every request). Pipelines and the journal's blocking
+        # reads take pooled connections of their own, so a wait never holds the request path.
         try:
+            self.client: redis.Redis = redis.Redis.from_url(
+                url, socket_connect_timeout=5, single_connection_client=True
+            )
             self.client.ping()
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:
             raise ValueError(f"--state {url}: cannot reach Redis ({exc})") from None
+        self.pooled: redis.Redis = redis.Redis(connection_pool=self.client.connection_pool)
         self.scripts = {
             name: self.client.register_script(text)
             for name, text in (
@@ -196,7 +221,7 @@ class RedisStore:
             if found is not None:
                 self._spaces.move_to_end(namespace)
                 return found
-        made = Space(
+        made = RedisSpace(
             name=namespace,
             scenario=RedisRuleBook(self, namespace),
             journal=RedisJournal(self, namespace),
@@ -239,6 +264,7 @@ class RedisStore:
         if self._renewer.is_alive() and self._renewer is not threading.current_thread():
             self._renewer.join(timeout=5)
         self.client.close()
+        self.pooled.close()
 
     def _renew(self) -> None:
         import redis
@@ -354,19 +380,35 @@ class RedisRuleBook:
         return totals
 
     def decide(self, chat: ChatRequest, headers: Mapping[str, str], dialect: str) -> Rule:
+        return self.decide_with(chat, headers, dialect, (), "")[0]
+
+    def decide_with(
+        self,
+        chat: ChatRequest,
+        headers: Mapping[str, str],
+        dialect: str,
+        prefixes: Sequence[bytes],
+        cache_key: str,
+    ) -> tuple[Rule, int]:
+        """The rule, and the prompt-cache hit in whole units when the rule answers (the
+        prefixes are then remembered), in one round trip."""
         for _ in range(16):
             version, rules = self._cached or self._load()
-            args: list[Arg] = [version, self.store.settings.seed]
+            matching: list[Arg] = []
             for i, rule in enumerate(rules):
                 if rule.match(chat, headers, dialect):
                     times = -1 if rule.times is None else rule.times
-                    args += [i, times, repr(rule.probability), rule.name]
-            keys = [self.version_key, self.uses_key, self.draws_key]
-            chosen = int(self.store.scripts["decide"](keys=keys, args=args))
-            if chosen == -2:  # the rules changed since this worker read them
+                    answers = 0 if isinstance(rule.reply, ErrorReply) else 1
+                    matching += [i, times, repr(rule.probability), rule.name, answers]
+            args: list[Arg] = [version, self.store.settings.seed, len(matching) // 5]
+            keys = [self.version_key, self.uses_key, self.draws_key, cache_key or self.uses_key]
+            chosen, hit = self.store.scripts["decide"](
+                keys=keys, args=[*args, *matching, *prefixes]
+            )
+            if int(chosen) == -2:  # the rules changed since this worker read them
                 self._load()
                 continue
-            return GENERATED if chosen < 0 else rules[chosen]
+            return (GENERATED if int(chosen) < 0 else rules[int(chosen)]), int(hit)
         raise RuntimeError("the rules kept changing while a request was being decided")
 
 
@@ -431,7 +473,8 @@ class RedisJournal:
                 )
             after = last[0][0] if last else b"0-0"
             # Wakes at the next entry any worker records; bounded so a clear is seen too.
-            self.client.xread({self.stream: after}, block=max(int(min(left, 1.0) * 1000), 1))
+            block = max(int(min(left, 1.0) * 1000), 1)
+            self.store.pooled.xread({self.stream: after}, block=block)
 
 
 class RedisLimits:
@@ -525,6 +568,35 @@ class RedisBalance:
         self.store.client.delete(self.key)
 
 
+def prefixes(ids: Sequence[int], domain: str) -> list[bytes]:
+    """Chained digests, one per whole unit of the prompt: each stands for the whole prefix,
+    like PromptCache's keys, but the same in every process (Python's hash() of a str is not)."""
+    digest = hashlib.blake2b(domain.encode(), digest_size=16).digest()
+    out = []
+    for end in range(UNIT, len(ids) + 1, UNIT):
+        unit = array("q", ids[end - UNIT : end]).tobytes()
+        digest = hashlib.blake2b(digest + unit, digest_size=16).digest()
+        out.append(digest)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSpace(Space):
+    """A space whose rule decision and prompt-cache hit share one round trip."""
+
+    scenario: RedisRuleBook
+    cache: RedisPrefixCache
+
+    def decide(
+        self, chat: ChatRequest, headers: Mapping[str, str], dialect: str
+    ) -> tuple[Rule, Callable[[], int]]:
+        from mockserver.responder import cache_domain
+
+        found = prefixes(chat.prompt_ids, cache_domain(chat))
+        rule, units = self.scenario.decide_with(chat, headers, dialect, found, self.cache.key)
+        return rule, lambda: units * UNIT
+
+
 class RedisPrefixCache:
     def __init__(self, store: RedisStore, namespace: str) -> None:
         self.store = store
@@ -533,15 +605,7 @@ class RedisPrefixCache:
     def hit(self, ids: Sequence[int], domain: str = "") -> int:
         if len(ids) < UNIT:
             return 0
-        # Chained digests: each stands for the whole prefix, like PromptCache's keys, but the
-        # same in every process (Python's hash() of a str is not).
-        digest = hashlib.blake2b(domain.encode(), digest_size=16).digest()
-        prefixes = []
-        for end in range(UNIT, len(ids) + 1, UNIT):
-            unit = array("q", ids[end - UNIT : end]).tobytes()
-            digest = hashlib.blake2b(digest + unit, digest_size=16).digest()
-            prefixes.append(digest)
-        units = int(self.store.scripts["hit"](keys=[self.key], args=prefixes))
+        units = int(self.store.scripts["hit"](keys=[self.key], args=prefixes(ids, domain)))
         return units * UNIT
 
     def clear(self) -> None:
