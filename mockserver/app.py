@@ -275,7 +275,7 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             if fault is not None:
                 rule, cached = fault, space.cached_tokens(chat)
             else:
-                rule, cached = space.decide(chat, request.headers, dialect.name)
+                rule, cached = await space.decide(chat, request.headers, dialect.name)
             request.state.rule = rule.name
             if isinstance(rule.reply, ErrorReply):
                 raise error_from(rule.reply)

@@ -219,6 +219,11 @@ class MockUvicorn(uvicorn.Server):
             task.cancel()
         for server in self.servers:
             await server.wait_closed()
+        # What the request path opened on this loop (a shared store's connections).
+        app_state = getattr(self.config.app, "state", None)
+        mock = getattr(app_state, "mock", None)
+        if mock is not None:
+            await mock.store.aclose()
 
 
 def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> MockConfig:

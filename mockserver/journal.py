@@ -3,6 +3,7 @@ ones, written before the response is finished. Secrets never enter it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import threading
@@ -136,6 +137,10 @@ class Journal:
         self._seq = 0
         self._recorded = 0  # since the last clear: what wait_for counts, kept or dropped
 
+    async def arecord(self, entry: Entry) -> None:
+        """`record`, for the request path (a shared store waits for Redis without blocking)."""
+        self.record(entry)
+
     def record(self, entry: Entry) -> None:
         """Keep `entry`, numbered in the order of recording (numbers are never reused)."""
         with self._changed:
@@ -247,7 +252,7 @@ class JournalMiddleware:
         body = bytearray()
         recorded = False
 
-        def finish() -> None:
+        async def finish() -> None:
             nonlocal recorded
             if recorded:
                 return
@@ -258,7 +263,7 @@ class JournalMiddleware:
             entry.stream = bool(state.get("stream", False))
             entry.body = bytes(body)
             entry.elapsed_ms = (time.perf_counter() - clock) * 1000
-            journal.record(entry)
+            await journal.arecord(entry)
 
         async def receiving() -> Message:
             message = await receive()
@@ -279,7 +284,7 @@ class JournalMiddleware:
                     # Recorded before the last byte leaves: a client that has its answer can
                     # read the journal at once.
                     entry.complete = True
-                    finish()
+                    await finish()
             try:
                 await send(message)
             except BaseException:
@@ -289,4 +294,7 @@ class JournalMiddleware:
         try:
             await self.app(scope, receiving, sending)
         finally:
-            finish()
+            if not recorded:
+                # Shielded: a handler cancelled (its client gone, a shutdown) still leaves its
+                # exchange in the journal.
+                await asyncio.shield(finish())

@@ -6,6 +6,7 @@ answer, the same seeded draws fall, the same limits refuse, the same prompt pref
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Iterator
@@ -275,9 +276,14 @@ def test_a_decision_brings_the_cache_hit_and_an_error_leaves_the_cache_cold(stor
             )
         ]
     )
-    rule, _ = space.decide(prompt, {}, "deepseek")
-    assert rule.name == "down"  # an error: the app never asks for the hit
-    rule, cached = space.decide(prompt, {}, "deepseek")
-    assert rule.name == "generated" and cached() == 0  # still cold
-    rule, cached = space.decide(prompt, {}, "deepseek")
-    assert cached() == whole
+
+    async def three() -> list[tuple[str, int | None]]:
+        seen: list[tuple[str, int | None]] = []
+        for _ in range(3):
+            rule, cached = await space.decide(prompt, {}, "deepseek")
+            # An error is never answered, so the app never asks for its hit.
+            seen.append((rule.name, None if isinstance(rule.reply, ErrorReply) else cached()))
+        await store.aclose()
+        return seen
+
+    assert asyncio.run(three()) == [("down", None), ("generated", 0), ("generated", whole)]

@@ -73,6 +73,7 @@ class JournalBook(Protocol):
     the entry its `seq`: its place in the order of recording, never reused."""
 
     def record(self, entry: Entry) -> None: ...
+    async def arecord(self, entry: Entry) -> None: ...
     def entries(self) -> list[Entry]: ...
     def __len__(self) -> int: ...
     def clear(self) -> None: ...
@@ -118,7 +119,7 @@ class Space:
     balance: Account
     cache: PrefixCache
 
-    def decide(
+    async def decide(
         self, chat: ChatRequest, headers: Mapping[str, str], dialect: str
     ) -> tuple[Rule, Callable[[], int]]:
         """The rule that answers `chat`, and how to learn how many of its prompt tokens the
@@ -153,6 +154,9 @@ class Store(Protocol):
 
     def describe(self) -> str: ...
     def close(self) -> None: ...
+    async def aclose(self) -> None:
+        """Close what the request path opened on the running event loop."""
+        ...
 
     @property
     def shared(self) -> bool:

@@ -78,3 +78,6 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    async def aclose(self) -> None:
+        pass

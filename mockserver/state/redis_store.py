@@ -17,6 +17,7 @@ primary is up; nothing across a failover (a replica may not have the last writes
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import threading
@@ -168,6 +169,16 @@ return hit
 """.replace("ARGV_CAP", str(CACHE_KEYS)).replace("ARGV_DROP", str(CACHE_KEYS // 10))
 
 
+SCRIPTS = {
+    "decide": DECIDE,
+    "record": RECORD,
+    "acquire": ACQUIRE,
+    "renew": RENEW,
+    "spend": SPEND,
+    "hit": HIT,
+}
+
+
 class RedisStore:
     shared = True
 
@@ -192,17 +203,10 @@ class RedisStore:
         except (redis.RedisError, ValueError) as exc:
             raise ValueError(f"--state {url}: cannot reach Redis ({exc})") from None
         self.pooled: redis.Redis = redis.Redis(connection_pool=self.client.connection_pool)
-        self.scripts = {
-            name: self.client.register_script(text)
-            for name, text in (
-                ("decide", DECIDE),
-                ("record", RECORD),
-                ("acquire", ACQUIRE),
-                ("renew", RENEW),
-                ("spend", SPEND),
-                ("hit", HIT),
-            )
-        }
+        self.scripts = {name: self.client.register_script(text) for name, text in SCRIPTS.items()}
+        # The request path's client, made on the event loop that first needs it (an asyncio
+        # connection belongs to one loop): waiting for Redis never holds other requests.
+        self._loop_clients: dict[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._spaces: OrderedDict[str, Space] = OrderedDict()
         # Leases this worker holds, by in-flight key: renewed until released.
@@ -210,6 +214,23 @@ class RedisStore:
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self._renew, daemon=True, name="lease-renewer")
         self._renewer.start()
+
+    def on_loop(self) -> dict[str, Any]:
+        """The scripts, bound to this event loop's own asyncio client."""
+        loop = asyncio.get_running_loop()
+        found = self._loop_clients.get(loop)
+        if found is None:
+            import redis.asyncio
+
+            client = redis.asyncio.Redis.from_url(self.url, socket_connect_timeout=5)
+            scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
+            found = self._loop_clients[loop] = (client, scripts)
+        return found[1]
+
+    async def aclose(self) -> None:
+        found = self._loop_clients.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[0].aclose()
 
     def key(self, namespace: str, part: str) -> str:
         # The braces make every key of a namespace one Redis Cluster slot, as scripts need.
@@ -382,6 +403,26 @@ class RedisRuleBook:
     def decide(self, chat: ChatRequest, headers: Mapping[str, str], dialect: str) -> Rule:
         return self.decide_with(chat, headers, dialect, (), "")[0]
 
+    def _call(
+        self,
+        rules: tuple[Rule, ...],
+        version: str,
+        chat: ChatRequest,
+        headers: Mapping[str, str],
+        dialect: str,
+        prefixes: Sequence[bytes],
+        cache_key: str,
+    ) -> tuple[list[str], list[Arg]]:
+        matching: list[Arg] = []
+        for i, rule in enumerate(rules):
+            if rule.match(chat, headers, dialect):
+                times = -1 if rule.times is None else rule.times
+                answers = 0 if isinstance(rule.reply, ErrorReply) else 1
+                matching += [i, times, repr(rule.probability), rule.name, answers]
+        args: list[Arg] = [version, self.store.settings.seed, len(matching) // 5]
+        keys = [self.version_key, self.uses_key, self.draws_key, cache_key or self.uses_key]
+        return keys, [*args, *matching, *prefixes]
+
     def decide_with(
         self,
         chat: ChatRequest,
@@ -394,19 +435,30 @@ class RedisRuleBook:
         prefixes are then remembered), in one round trip."""
         for _ in range(16):
             version, rules = self._cached or self._load()
-            matching: list[Arg] = []
-            for i, rule in enumerate(rules):
-                if rule.match(chat, headers, dialect):
-                    times = -1 if rule.times is None else rule.times
-                    answers = 0 if isinstance(rule.reply, ErrorReply) else 1
-                    matching += [i, times, repr(rule.probability), rule.name, answers]
-            args: list[Arg] = [version, self.store.settings.seed, len(matching) // 5]
-            keys = [self.version_key, self.uses_key, self.draws_key, cache_key or self.uses_key]
-            chosen, hit = self.store.scripts["decide"](
-                keys=keys, args=[*args, *matching, *prefixes]
-            )
+            keys, args = self._call(rules, version, chat, headers, dialect, prefixes, cache_key)
+            chosen, hit = self.store.scripts["decide"](keys=keys, args=args)
             if int(chosen) == -2:  # the rules changed since this worker read them
                 self._load()
+                continue
+            return (GENERATED if int(chosen) < 0 else rules[int(chosen)]), int(hit)
+        raise RuntimeError("the rules kept changing while a request was being decided")
+
+    async def adecide_with(
+        self,
+        chat: ChatRequest,
+        headers: Mapping[str, str],
+        dialect: str,
+        prefixes: Sequence[bytes],
+        cache_key: str,
+    ) -> tuple[Rule, int]:
+        """`decide_with` on the event loop's own client."""
+        script = self.store.on_loop()["decide"]
+        for _ in range(16):
+            version, rules = self._cached or self._load()
+            keys, args = self._call(rules, version, chat, headers, dialect, prefixes, cache_key)
+            chosen, hit = await script(keys=keys, args=args)
+            if int(chosen) == -2:  # the rules changed since this worker read them
+                self._load()  # rare: an admin change; read synchronously
                 continue
             return (GENERATED if int(chosen) < 0 else rules[int(chosen)]), int(hit)
         raise RuntimeError("the rules kept changing while a request was being decided")
@@ -423,15 +475,21 @@ class RedisJournal:
         default = namespace == DEFAULT_NAMESPACE
         self.max_bytes = JOURNAL_BYTES if default else NAMESPACE_JOURNAL_BYTES
 
-    def record(self, entry: Entry) -> None:
-        args: list[Arg] = [
+    def _args(self, entry: Entry) -> list[Arg]:
+        return [
             dump_entry(entry),
             entry_cost(entry),
             self.store.settings.journal_size,
             self.max_bytes,
             self.store.ttl(self.namespace),
         ]
-        entry.seq = int(self.store.scripts["record"](keys=self.keys, args=args))
+
+    def record(self, entry: Entry) -> None:
+        entry.seq = int(self.store.scripts["record"](keys=self.keys, args=self._args(entry)))
+
+    async def arecord(self, entry: Entry) -> None:
+        script = self.store.on_loop()["record"]
+        entry.seq = int(await script(keys=self.keys, args=self._args(entry)))
 
     @staticmethod
     def _entries(items: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry]:
@@ -587,13 +645,14 @@ class RedisSpace(Space):
     scenario: RedisRuleBook
     cache: RedisPrefixCache
 
-    def decide(
+    async def decide(
         self, chat: ChatRequest, headers: Mapping[str, str], dialect: str
     ) -> tuple[Rule, Callable[[], int]]:
         from mockserver.responder import cache_domain
 
         found = prefixes(chat.prompt_ids, cache_domain(chat))
-        rule, units = self.scenario.decide_with(chat, headers, dialect, found, self.cache.key)
+        book = self.scenario
+        rule, units = await book.adecide_with(chat, headers, dialect, found, self.cache.key)
         return rule, lambda: units * UNIT
 
 
