@@ -74,6 +74,11 @@ class MockServer(ThreadedServer):
     ) -> None:
         settings = settings or Settings(port=0)
         settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+        if settings.workers != 1:
+            raise ValueError(
+                "MockServer serves from one thread of this process; for several workers run "
+                "`deepseek-mock serve --workers N --state redis://…`"
+            )
         super().__init__(create_app(settings), settings, log_level=log_level)
         self.mock: Mock = self.app.state.mock  # type: ignore[attr-defined]
         default = self.mock.store.space()

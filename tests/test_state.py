@@ -287,3 +287,10 @@ def test_a_decision_brings_the_cache_hit_and_an_error_leaves_the_cache_cold(stor
         return seen
 
     assert asyncio.run(three()) == [("down", None), ("generated", 0), ("generated", whole)]
+
+
+def test_mock_server_refuses_workers() -> None:
+    from mockserver.server import MockServer
+
+    with pytest.raises(ValueError, match="deepseek-mock serve --workers N"):
+        MockServer(workers=2)
