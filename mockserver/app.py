@@ -26,7 +26,13 @@ from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, r
 from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
-from mockserver.faults import broken_body, broken_frames, check_single_frame, header_fault
+from mockserver.faults import (
+    broken_body,
+    broken_frames,
+    check_single_frame,
+    fault_words,
+    header_fault,
+)
 from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
@@ -257,9 +263,9 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             request.state.rule = rule.name
             if isinstance(rule.reply, ErrorReply):
                 raise error_from(rule.reply)
-            response = answer(
-                mock, dialect, chat, rule.reply, rule.delivery, request.headers, shape
-            )
+            how = settings.delivery.merged(rule.delivery).merged(header_delivery(request.headers))
+            request.state.fault = fault_words(how)
+            response = answer(mock, dialect, chat, rule.reply, how, request.headers, shape)
         except BaseException:
             mock.limiter.release()
             raise
@@ -300,13 +306,13 @@ def answer(
     dialect: Dialect,
     chat: ChatRequest,
     reply: Reply,
-    delivery: Delivery,
+    how: Delivery,
     request_headers: Mapping[str, str],
     shape: Shape,
 ) -> Response | BodyStream:
-    """The reply to a request that passed every check: rendered, encoded, delivered."""
+    """The reply to a request that passed every check, delivered `how` (the server's, the
+    rule's and the request's delivery, merged): rendered, encoded, delivered."""
     settings = mock.settings
-    how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
     if not chat.stream:
         check_single_frame(how)
     head_delay, how = hold_headers(how)

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import httpx
 import pytest
 
-from mockserver.journal import Entry, Journal
+from mockserver.delivery import split_awkwardly
+from mockserver.journal import (
+    BODY_KEEP,
+    DATA,
+    DONE,
+    ERROR,
+    FRAMES_HEAD,
+    FRAMES_TAIL,
+    KEEP_ALIVE,
+    PARTIAL,
+    Batch,
+    Entry,
+    FrameLog,
+    Journal,
+)
+from mockserver.scenario import Reply, Rule
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 from tests.conftest import LATE_2025
@@ -153,3 +169,124 @@ def test_a_bad_regular_expression_is_a_400_that_names_the_rule(mock: MockServer)
     response = httpx.put(mock.url + "/__mock/scenario", json=bad)
     assert response.status_code == 400
     assert "$.rules[0].match.prompt" in response.json()["error"]["message"]
+
+
+# ------------------------------------------------------------------ following the journal
+
+
+def _entry(seq: int) -> Entry:
+    return Entry(seq=seq, method="GET", path="/")
+
+
+def test_read_returns_what_came_after_a_cursor_and_skips_what_was_dropped() -> None:
+    journal = Journal(size=3)
+    assert journal.read(0, timeout=0) == (0, False, [])
+    for seq in (1, 2):
+        journal.record(_entry(seq))
+    cursor, cleared, entries = journal.read(0, timeout=0)
+    assert (cursor, cleared, [e.seq for e in entries]) == (2, False, [1, 2])
+    assert journal.read(cursor, timeout=0) == (2, False, [])
+    for seq in (3, 4, 5):
+        journal.record(_entry(seq))
+    assert [e.seq for e in journal.read(2, timeout=0).entries] == [3, 4, 5]
+    assert [e.seq for e in journal.read(1, timeout=0).entries] == [3, 4, 5]  # 2 is gone
+
+
+def test_a_clear_moves_the_cursor_and_reaches_the_reader() -> None:
+    journal = Journal()
+    journal.record(_entry(1))
+    journal.clear()
+    assert journal.read(1, timeout=0) == (2, True, [])  # no entry since, but a clear
+    journal.record(_entry(2))
+    cursor, cleared, entries = journal.read(1, timeout=0)
+    assert (cursor, cleared, [e.seq for e in entries]) == (3, True, [2])
+    assert journal.read(2, timeout=0).cleared is False  # the clear came before cursor 2
+    # A cursor from an earlier server, beyond this journal's: a clear, and all it has.
+    assert journal.read(40, timeout=0) == (3, True, entries)
+
+
+def test_read_waits_for_a_record_or_a_clear_and_gives_up_after_its_timeout() -> None:
+    journal = Journal()
+    assert journal.read(0, timeout=0.05) == (0, False, [])
+    for act in ("record", "clear"):
+        cursor = journal.read(0, timeout=0).cursor
+        got: list[Batch] = []
+
+        def follow(after: int = cursor, into: list[Batch] = got) -> None:
+            into.append(journal.read(after, timeout=10))
+
+        reader = threading.Thread(target=follow)
+        reader.start()
+        if act == "record":
+            journal.record(_entry(1))
+        else:
+            journal.clear()
+        reader.join(timeout=5)
+        assert not reader.is_alive() and got[0].cursor == cursor + 1
+
+
+def test_frames_are_split_at_blank_lines_however_they_are_written() -> None:
+    frames = [
+        b": keep-alive\n\n",
+        b'data: {"id":"1","choices":[{"delta":{"content":"\xc3\xa9t\xc3\xa9"}}]}\n\n',
+        b'data: {"id":"2","choices":[]}\n\n',
+        b'data: {"error":{"message":"Internal error"}}\n\n',
+        b"event: error\ndata: {}\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    kinds = [KEEP_ALIVE, DATA, DATA, ERROR, ERROR, DONE]
+    whole = FrameLog()
+    whole.write(b"".join(frames), 1.0)  # one write of many frames, as batched streams go
+    assert [(size, kind) for _, size, kind in whole.frames()] == [
+        (len(f), k) for f, k in zip(frames, kinds, strict=True)
+    ]
+    pieces = FrameLog()  # frames cut inside `data:`, inside a character and before the blank line
+    for i, frame in enumerate(frames):
+        for piece in split_awkwardly(frame):
+            pieces.write(piece, float(i))
+    assert pieces.frames() == [
+        (float(i), len(f), k) for i, (f, k) in enumerate(zip(frames, kinds, strict=True))
+    ]
+    pieces.write(b'data: {"id":"3"', 9.0)  # the stream ends mid-frame
+    assert pieces.frames()[-1] == (9.0, 15, PARTIAL)
+
+
+def test_a_long_stream_keeps_its_first_and_last_frames() -> None:
+    log = FrameLog()
+    total = FRAMES_HEAD + FRAMES_TAIL + 100
+    for i in range(total):
+        log.write(b"data: {}\n\n", float(i))
+    kept = log.frames()
+    assert len(kept) == FRAMES_HEAD + FRAMES_TAIL and log.dropped == 100
+    assert kept[FRAMES_HEAD - 1][0] == FRAMES_HEAD - 1 and kept[-1][0] == total - 1
+
+
+def test_entries_keep_the_response_its_frames_and_the_fault(mock: MockServer) -> None:
+    stream = BODY | {"stream": True}
+    faulty = AUTH | {"X-Mock-Delivery": "keep_alives=2,error_at=2"}
+    httpx.post(mock.url + "/chat/completions", json=stream, headers=faulty)
+    answer = httpx.post(mock.url + "/chat/completions", json=BODY, headers=AUTH)
+    streamed, single = mock.journal.wait_for(2)
+    assert streamed.fault == "error_at=2" and single.fault is None
+    assert [kind for _, _, kind in streamed.frames] == [KEEP_ALIVE, KEEP_ALIVE, DATA, DATA, ERROR]
+    assert sum(size for _, size, _ in streamed.frames) == streamed.bytes
+    offsets = [at for at, _, _ in streamed.frames]
+    assert offsets == sorted(offsets) and offsets[0] >= (streamed.ttfb_ms or 0)
+    assert single.frames == [] and single.response_body == answer.text
+    assert single.response_headers["x-ds-trace-id"] == answer.headers["x-ds-trace-id"]
+    (shown, _) = httpx.get(mock.url + "/__mock/journal").json()["entries"]
+    assert shown["fault"] == "error_at=2"
+    assert shown["response"]["frames"][0] == [streamed.frames[0][0], 14, "keep-alive"]
+    assert shown["response"]["body"].startswith(": keep-alive\n\n: keep-alive\n\ndata: {")
+
+
+def test_a_long_answer_is_kept_up_to_its_bounds(mock: MockServer) -> None:
+    mock.add(Rule(name="long", reply=Reply(content="x" * BODY_KEEP)))
+    answer = httpx.post(mock.url + "/chat/completions", json=BODY | {"stream": True}, headers=AUTH)
+    (entry,) = mock.journal.wait_for(1)
+    assert entry.bytes == len(answer.content) > BODY_KEEP
+    assert entry.response_body == answer.text[:BODY_KEEP]
+    assert len(entry.frames) == FRAMES_HEAD + FRAMES_TAIL and entry.frames_dropped > 0
+    assert entry.frames[-1][2] == DONE
+    (shown,) = httpx.get(mock.url + "/__mock/journal").json()["entries"]
+    assert shown["response"]["truncated"] is True
