@@ -44,6 +44,7 @@ ENDPOINTS = (
     ("POST", "/__mock/scenario", "add a scenario's rules; a rule with a name in use replaces it"),
     ("DELETE", "/__mock/scenario", "remove every rule"),
     ("POST", "/__mock/reset", "start-up rules, empty journal, cold cache"),
+    ("GET", "/__mock/ui", "the live page: the journal as it happens, in a browser"),
 )
 
 

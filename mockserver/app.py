@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mockserver import admin, openapi, textgen, tokens
+from mockserver import admin, openapi, textgen, tokens, ui
 from mockserver.anthropic import ANTHROPIC
 from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
 from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
@@ -184,6 +184,7 @@ def create_app(
         routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
         routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
     routes += openapi.routes(mock)
+    routes += ui.routes(mock)  # before the admin mount, which would take /__mock/ui too
     routes.append(admin.mount(mock))
     app = Starlette(
         routes=routes,

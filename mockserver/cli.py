@@ -386,6 +386,7 @@ def serve(args: argparse.Namespace) -> int:
     if mock.scenario.rules:
         log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
+    log.info("live page: http://%s:%d/__mock/ui (the journal as it happens)", host, port)
     settle_heap()
     # A stalled or slow stream must not hold Ctrl-C hostage: after 2 s it is cut, quietly.
     config = uvicorn_config(app, settings, log_level=args.log_level)
