@@ -18,6 +18,7 @@ from playwright.sync_api import BrowserContext, Dialog, Page, expect, sync_playw
 
 from mockserver import ui
 from mockserver.journal import Entry
+from mockserver.scenario import ErrorReply, Rule
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 from tests.conftest import LATE_2025
@@ -303,6 +304,10 @@ def test_the_filter_narrows_the_rows_and_a_clear_empties_them(page: Page, live: 
     page.locator("#clear").click()
     expect(rows).to_have_count(0)
     assert live.journal.entries() == []
+    live.add(Rule(name="overloaded twice", reply=ErrorReply(status=503), times=2))
+    expect(page.locator("#rules")).to_contain_text("overloaded twice0 / 2")
+    page.locator("#reset").click()  # the start-up rules again
+    expect(page.locator("#rules")).not_to_contain_text("overloaded twice")
 
 
 def test_a_full_journal_arrives_at_once_and_stays_filterable(page: Page, live: MockServer) -> None:
