@@ -262,15 +262,30 @@ def frame_kind(chunk: bytes, start: int = 0) -> str:
 
 class FrameLog:
     """A stream's frames as they are written, split at their blank lines (a frame may come in
-    several writes, a write may hold many frames). Per frame: one find, a few prefix tests
-    and a bounded append, on the hot path; nothing is formatted until it is read."""
+    several writes, a write may hold many frames), at the least cost on the hot path: the
+    first `limit` frames one by one (a memchr find, a few byte tests and an append each); after
+    those, only a count made in C and the last few writes kept whole, which become the tail's
+    frames when the log is read. Nothing is formatted until then."""
 
-    __slots__ = ("_open_at", "_open_nl", "_open_size", "_open_start", "_tail", "dropped", "head")
+    __slots__ = (
+        "_late",
+        "_late_kept",
+        "_late_nl",
+        "_late_popped",
+        "_late_total",
+        "_limit",
+        "_open_at",
+        "_open_nl",
+        "_open_size",
+        "_open_start",
+        "dropped",
+        "head",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = FRAMES_HEAD) -> None:
         self.head: list[tuple[float, int, str]] = []
-        self._tail: deque[tuple[float, int, str]] = deque(maxlen=FRAMES_TAIL)
-        self.dropped = 0
+        self._limit = limit
+        self.dropped = 0  # frames between the head and the tail (known once read)
         # A frame begun in one write and not yet ended: its first bytes (to tell its kind),
         # whether its last byte is a newline (a blank line split between writes), its size
         # so far, and when its first byte left.
@@ -278,16 +293,19 @@ class FrameLog:
         self._open_nl = False
         self._open_size = 0
         self._open_at = 0.0
-
-    def _add(self, frame: tuple[float, int, str]) -> None:
-        if len(self.head) < FRAMES_HEAD:
-            self.head.append(frame)
-            return
-        if len(self._tail) == FRAMES_TAIL:
-            self.dropped += 1
-        self._tail.append(frame)
+        # Once the head is full: the last writes (each with the frames that end in it), enough
+        # for FRAMES_TAIL frames and two more, and how many frames ended after the head.
+        self._late: deque[tuple[float, bytes, int]] = deque()
+        self._late_kept = 0
+        self._late_total = 0
+        self._late_nl = False
+        self._late_popped = False
 
     def write(self, chunk: bytes, at_ms: float) -> None:
+        head = self.head
+        if len(head) >= self._limit:
+            self._write_late(chunk, at_ms)
+            return
         start = pos = 0
         size = len(chunk)
         if self._open_size:
@@ -299,13 +317,13 @@ class FrameLog:
                 self._grow(chunk, 0)
                 return
             kind = frame_kind(self._open_start + chunk[:_KIND_BYTES])
-            self._add((self._open_at, self._open_size + start, kind))
+            head.append((self._open_at, self._open_size + start, kind))
             self._open_size = 0
             pos = start
-        head, find = self.head, chunk.find
+        find, limit = chunk.find, self._limit
         # A newline is found with memchr, far faster than a two-byte search; most frames are
         # one line, so this is one find per frame.
-        while (found := find(b"\n", pos)) != -1:
+        while len(head) < limit and (found := find(b"\n", pos)) != -1:
             pos = found + 1
             if pos == size or chunk[pos] != 10:
                 continue  # a line of a frame, not its end (or the write ends inside it)
@@ -316,15 +334,16 @@ class FrameLog:
                 kind = DATA if chunk[start + 8] != 101 else frame_kind(chunk, start)
             else:
                 kind = frame_kind(chunk, start)
-            if len(head) < FRAMES_HEAD:  # _add, inlined: this runs once per frame
-                head.append((at_ms, pos - start, kind))
-            else:
-                self._add((at_ms, pos - start, kind))
+            head.append((at_ms, pos - start, kind))
             start = pos
-        if start < size:
-            self._open_start = b""
-            self._open_at = at_ms
-            self._grow(chunk, start)
+        if start == size:
+            return
+        if len(head) >= limit:
+            self._write_late(chunk[start:], at_ms)
+            return
+        self._open_start = b""
+        self._open_at = at_ms
+        self._grow(chunk, start)
 
     def _grow(self, chunk: bytes, start: int) -> None:
         self._open_size += len(chunk) - start
@@ -332,11 +351,36 @@ class FrameLog:
             self._open_start += chunk[start : start + _KIND_BYTES - len(self._open_start)]
         self._open_nl = chunk.endswith(b"\n")
 
+    def _write_late(self, chunk: bytes, at_ms: float) -> None:
+        ended = chunk.count(b"\n\n")
+        if self._late_nl and chunk.startswith(b"\n"):
+            ended += 1  # the blank line was split between the writes
+        self._late_nl = chunk.endswith(b"\n")
+        self._late_total += ended
+        self._late.append((at_ms, chunk, ended))
+        self._late_kept += ended
+        # Two to spare: the first kept write may end a frame whose start is gone, and may
+        # begin one.
+        while self._late_kept - self._late[0][2] > FRAMES_TAIL + 1:
+            self._late_kept -= self._late.popleft()[2]
+            self._late_popped = True
+
     def frames(self) -> list[tuple[float, int, str]]:
-        """Every kept frame, oldest first; a frame still open at the end is `partial`."""
-        frames = self.head + list(self._tail)
-        if self._open_size:
-            frames.append((self._open_at, self._open_size, PARTIAL))
+        """Every kept frame, oldest first (and `dropped` set); a frame still open at the end
+        is `partial`."""
+        frames = list(self.head)
+        last = self
+        if self._late:
+            last = FrameLog(limit=len(self._late) + self._late_kept + 1)
+            for at_ms, chunk, _ in self._late:
+                last.write(chunk, at_ms)
+            # The first kept write may begin inside a frame whose start is gone.
+            tail = last.head[1:] if self._late_popped else last.head
+            tail = tail[-FRAMES_TAIL:]
+            self.dropped = self._late_total - len(tail)
+            frames += tail
+        if last._open_size:
+            frames.append((last._open_at, last._open_size, PARTIAL))
         return frames
 
 

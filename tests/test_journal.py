@@ -261,6 +261,22 @@ def test_a_long_stream_keeps_its_first_and_last_frames() -> None:
     assert kept[FRAMES_HEAD - 1][0] == FRAMES_HEAD - 1 and kept[-1][0] == total - 1
 
 
+def test_a_long_stream_in_pieces_keeps_its_last_frames_and_counts_the_rest() -> None:
+    frames = [b'data: {"n":%d}\n\n' % n for n in range(FRAMES_HEAD + 300)] + [b"data: [DONE]\n\n"]
+    log = FrameLog()
+    for n, frame in enumerate(frames):
+        for piece in split_awkwardly(frame):
+            log.write(piece, float(n))
+    log.write(b"data: {", 99.0)  # and it ends mid-frame
+    kept = log.frames()
+    assert len(kept) == FRAMES_HEAD + FRAMES_TAIL + 1
+    assert log.dropped == len(frames) - FRAMES_HEAD - FRAMES_TAIL
+    assert kept[FRAMES_HEAD - 1] == (FRAMES_HEAD - 1.0, len(frames[FRAMES_HEAD - 1]), DATA)
+    assert kept[-3] == (len(frames) - 2.0, len(frames[-2]), DATA)
+    assert kept[-2] == (len(frames) - 1.0, 14, DONE)
+    assert kept[-1] == (99.0, 7, PARTIAL)
+
+
 def test_entries_keep_the_response_its_frames_and_the_fault(mock: MockServer) -> None:
     stream = BODY | {"stream": True}
     faulty = AUTH | {"X-Mock-Delivery": "keep_alives=2,error_at=2"}
