@@ -48,6 +48,7 @@ ENDPOINTS = (
     ("DELETE", "/__mock/scenario", "remove every rule"),
     ("POST", "/__mock/reset", "start-up rules, empty journal, cold cache"),
     ("DELETE", "/__mock/namespace", "forget the namespace's state (X-Mock-Namespace)"),
+    ("GET", "/__mock/ui", "the live page: the journal as it happens, in a browser"),
 )
 # Each route reads and changes the namespace the request names (X-Mock-Namespace or /ns/NAME).
 MAX_WAIT_SECONDS = 60.0

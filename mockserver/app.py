@@ -21,13 +21,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
-from mockserver import admin, openapi, textgen, tokens
+from mockserver import admin, openapi, textgen, tokens, ui
 from mockserver.anthropic import ANTHROPIC
 from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
 from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.errors import ApiError
-from mockserver.faults import broken_body, broken_frames, check_single_frame, header_fault
+from mockserver.faults import (
+    broken_body,
+    broken_frames,
+    check_single_frame,
+    fault_words,
+    header_fault,
+)
 from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import JournalMiddleware
@@ -195,6 +201,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
         routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
     routes += openapi.routes(mock)
+    routes += ui.routes(mock)  # before the admin mount, which would take /__mock/ui too
     routes.append(admin.mount(mock))
     app = Starlette(
         routes=routes,
@@ -279,16 +286,10 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             request.state.rule = rule.name
             if isinstance(rule.reply, ErrorReply):
                 raise error_from(rule.reply)
+            how = settings.delivery.merged(rule.delivery).merged(header_delivery(request.headers))
+            request.state.fault = fault_words(how)
             response = answer(
-                mock,
-                space,
-                dialect,
-                chat,
-                rule.reply,
-                rule.delivery,
-                cached,
-                request.headers,
-                shape,
+                mock, space, dialect, chat, rule.reply, how, cached, request.headers, shape
             )
         except BaseException:
             release()
@@ -331,15 +332,15 @@ def answer(
     dialect: Dialect,
     chat: ChatRequest,
     reply: Reply,
-    delivery: Delivery,
+    how: Delivery,
     cached_tokens: Callable[[], int],
     request_headers: Mapping[str, str],
     shape: Shape,
 ) -> Response | BodyStream:
-    """The reply to a request that passed every check: rendered, encoded, delivered.
+    """The reply to a request that passed every check, delivered `how` (the server's, the
+    rule's and the request's delivery, merged): rendered, encoded, delivered.
     `cached_tokens()` gives the prompt-cache hit of the request's namespace."""
     settings = mock.settings
-    how = settings.delivery.merged(delivery).merged(header_delivery(request_headers))
     if not chat.stream:
         check_single_frame(how)
     head_delay, how = hold_headers(how)

@@ -429,6 +429,7 @@ def serve(args: argparse.Namespace) -> int:
     if mock.scenario.rules:
         log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
+    log.info("live page: http://%s:%d/__mock/ui (the journal as it happens)", host, port)
     log.info("state: %s", mock.store.describe())
     if settings.workers > 1:
         mock.store.close()  # each worker opens its own

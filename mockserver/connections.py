@@ -21,6 +21,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from mockserver.settings import Settings
+from mockserver.wire import ENDLESS
 
 log = logging.getLogger("mockserver")
 
@@ -148,6 +149,19 @@ class GuardedHttp(HttpToolsProtocol):
         self._disarm()
         self.request_begun = False
         super().on_message_complete()
+
+    def shutdown(self) -> None:
+        cycle: RequestResponseCycle | None = self.cycle
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and cycle.scope.get("state", {}).get(ENDLESS)
+        ):
+            # An event stream has no last byte to wait for: closed now, its handler sees its
+            # client leave and ends, as for any client that leaves.
+            self.transport.close()
+            return
+        super().shutdown()
 
     def _arm(self, seconds: float, what: str) -> None:
         self._disarm()

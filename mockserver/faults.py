@@ -151,3 +151,25 @@ def header_fault(headers: Mapping[str, str]) -> Rule | None:
     except ValueError as exc:
         raise ApiError("invalid_request", f"{FAULT_HEADER}: {exc}") from None
     return Rule(name=f"{FAULT_HEADER}: {spec}", reply=rule.reply, delivery=rule.delivery)
+
+
+def fault_words(how: Delivery) -> str | None:
+    """The faults `how` asks for, in the words of `--fault` (`cut_after=3`, `error_at=2`, …),
+    for the journal; None when the answer is delivered whole. Timing is not a fault."""
+    if how.is_plain:
+        return None
+    words = []
+    if how.cut_after is not None:
+        words.append(f"{'reset' if how.reset else 'cut'}_after={how.cut_after}")
+    for name in ("stall_after", "malformed_at", "error_at"):
+        if (n := getattr(how, name)) is not None:
+            words.append(f"{name}={n}")
+    if how.duplicate_done:
+        words.append("duplicate_done")
+    if how.body is not None:
+        words.append(
+            "empty_body" if how.body == "" else "blank_body" if not how.body.strip() else "body"
+        )
+    if how.split_writes:
+        words.append("split_writes")
+    return ", ".join(words) or None

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -28,12 +28,20 @@ SECRET_HEADERS = frozenset(
 SECRET_PARAMS = frozenset({"api_key", "key", "token", "access_token"})
 # What one entry keeps, and what the whole journal may hold: a client that sends megabytes of
 # headers or body cannot grow the server's memory through its record.
-BODY_KEEP = 64 * 1024  # request body bytes kept per entry
+BODY_KEEP = 64 * 1024  # request body bytes kept per entry, and response body bytes
+FRAMES_HEAD = 512  # stream frames kept from the start of a stream...
+FRAMES_TAIL = 64  # ...and from its end, where it was cut: the frames between are counted only
 HEADER_VALUE_KEEP = 4 * 1024  # characters kept of one header value, then a marker
 HEADERS_KEEP = 32 * 1024  # characters of header names and values kept per entry
 JOURNAL_BYTES = 32 * 1024 * 1024  # all entries together; the oldest go first
 ENTRY_OVERHEAD = 512  # an entry's own fields, roughly
+FRAME_COST = 128  # one kept frame, roughly
 ADMIN_PREFIX = "/__mock/"
+# What a stream frame was. Told apart by its first bytes, so a frame costs a find and a few
+# prefix tests, never a parse.
+DATA, KEEP_ALIVE, DONE, ERROR, PARTIAL = "data", "keep-alive", "[DONE]", "error", "partial"
+FRAME_KINDS = (DATA, KEEP_ALIVE, DONE, ERROR, PARTIAL)  # partial: the stream ended mid-frame
+_KIND_BYTES = 16  # enough of a frame's start to tell its kind
 
 
 def fingerprint(secret: str) -> str:
@@ -94,6 +102,14 @@ class Entry:
     body_bytes: int = 0  # how many the client sent
     truncated: bool = False  # a header or the body was cut before it was kept
     seq: int = 0  # given by the journal when it records the entry
+    # The response side. Plain JSON values only: what `to_json` writes can be read back.
+    fault: str | None = None  # the delivery fault asked of the answer, in --fault words
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str = ""  # its first BODY_KEEP bytes, as UTF-8 (bad bytes replaced)
+    # A stream's frames as they left: (ms from the request's start, bytes, kind), the first
+    # FRAMES_HEAD and the last FRAMES_TAIL; kind is one of FRAME_KINDS.
+    frames: list[tuple[float, int, str]] = field(default_factory=list)
+    frames_dropped: int = 0  # frames between the head and the tail, not kept
 
     @property
     def json(self) -> Any:
@@ -119,7 +135,22 @@ class Entry:
         }
         if data["request"]["json"] is None and body:
             data["request"]["text"] = body[:1024].decode("utf-8", errors="replace")
+        data["response"] = {
+            "headers": data.pop("response_headers"),
+            "body": data.pop("response_body"),
+            "truncated": self.bytes > BODY_KEEP,
+            "frames": data.pop("frames"),
+            "frames_dropped": data.pop("frames_dropped"),
+        }
         return data
+
+
+class Batch(NamedTuple):
+    """What `Journal.read` returns."""
+
+    cursor: int  # pass it to the next read
+    cleared: bool  # the journal was emptied after the cursor the read was given
+    entries: list[Entry]  # recorded after that cursor (after the clear, if cleared), oldest first
 
 
 ENTRY_FIELDS = frozenset(f.name for f in fields(Entry))
@@ -134,8 +165,11 @@ class Journal:
         self._max_bytes = max_bytes
         self.bytes = 0  # what the kept entries hold, roughly
         self._changed = threading.Condition()
-        self._seq = 0
+        # The cursor: records and clears since the journal was made. A record's number is its
+        # entry's `seq`, so numbers are never reused, even across a clear.
+        self._cursor = 0
         self._recorded = 0  # since the last clear: what wait_for counts, kept or dropped
+        self._cleared_at = 0  # the cursor of the last clear
 
     async def arecord(self, entry: Entry) -> None:
         """`record`, for the request path (a shared store waits for Redis without blocking)."""
@@ -144,8 +178,8 @@ class Journal:
     def record(self, entry: Entry) -> None:
         """Keep `entry`, numbered in the order of recording (numbers are never reused)."""
         with self._changed:
-            self._seq += 1
-            entry.seq = self._seq
+            self._cursor += 1
+            entry.seq = self._cursor
             self._entries.append(entry)
             self.bytes += entry_cost(entry)
             while len(self._entries) > 1 and (
@@ -168,7 +202,35 @@ class Journal:
             self._entries.clear()
             self.bytes = 0
             self._recorded = 0
+            self._cursor += 1
+            self._cleared_at = self._cursor
             self._changed.notify_all()
+
+    def read(self, after: int, timeout: float) -> Batch:
+        """What was recorded after cursor `after`, waiting up to `timeout` seconds for it: how
+        a live reader follows the journal (start from 0, pass back the cursor it gets).
+
+        The cursor counts the journal's events, each record and each clear, from 0 when the
+        journal is made; a clear moves it on too, so it never repeats or goes back. A clear
+        reaches the reader as `cleared=True`: drop what it has, then add `entries` (those
+        recorded since the clear). Nothing new within `timeout`: `(after, False, [])`. An
+        `after` beyond the cursor (one from an earlier server) reads as a clear, at once.
+        Entries the journal dropped for room before they were read are skipped.
+
+        The shared store implements the same contract (`RedisJournal.read`).
+        """
+        with self._changed:
+            if after > self._cursor:
+                return Batch(self._cursor, True, list(self._entries))
+            if not self._changed.wait_for(lambda: self._cursor > after, timeout):
+                return Batch(after, False, [])
+            new: list[Entry] = []
+            for entry in reversed(self._entries):
+                if entry.seq <= after:
+                    break
+                new.append(entry)
+            new.reverse()
+            return Batch(self._cursor, self._cleared_at > after, new)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Entry]:
         """Block until at least `count` exchanges have been recorded since the last clear, and
@@ -200,12 +262,150 @@ def entry_from_data(data: dict[str, Any]) -> Entry:
     out."""
     data = {name: data[name] for name in ENTRY_FIELDS if name in data}
     data["body"] = base64.b64decode(data.get("body", ""))
+    data["frames"] = [tuple(frame) for frame in data.get("frames", ())]
     return Entry(**data)
 
 
 def entry_cost(entry: Entry) -> int:
     headers = sum(len(k) + len(v) for k, v in entry.headers.items())
-    return ENTRY_OVERHEAD + len(entry.body) + len(entry.query) + headers
+    answer = sum(len(k) + len(v) for k, v in entry.response_headers.items())
+    answer += len(entry.response_body) + FRAME_COST * len(entry.frames)
+    return ENTRY_OVERHEAD + len(entry.body) + len(entry.query) + headers + answer
+
+
+def frame_kind(chunk: bytes, start: int = 0) -> str:
+    """The kind of the frame that begins at `chunk[start]` (without copying it)."""
+    if chunk.startswith(b"data: ", start):
+        if chunk.startswith(b"[DONE]", start + 6):
+            return DONE
+        return ERROR if chunk.startswith(b'{"error"', start + 6) else DATA
+    if chunk.startswith((b":", b"event: ping"), start):  # an SSE comment, or Anthropic's ping
+        return KEEP_ALIVE
+    return ERROR if chunk.startswith(b"event: error", start) else DATA
+
+
+class FrameLog:
+    """A stream's frames as they are written, split at their blank lines (a frame may come in
+    several writes, a write may hold many frames), at the least cost on the hot path: the
+    first `limit` frames one by one (a memchr find, a few byte tests and an append each); after
+    those, only a count made in C and the last few writes kept whole, which become the tail's
+    frames when the log is read. Nothing is formatted until then."""
+
+    __slots__ = (
+        "_late",
+        "_late_kept",
+        "_late_nl",
+        "_late_popped",
+        "_late_total",
+        "_limit",
+        "_open_at",
+        "_open_nl",
+        "_open_size",
+        "_open_start",
+        "dropped",
+        "head",
+    )
+
+    def __init__(self, limit: int = FRAMES_HEAD) -> None:
+        self.head: list[tuple[float, int, str]] = []
+        self._limit = limit
+        self.dropped = 0  # frames between the head and the tail (known once read)
+        # A frame begun in one write and not yet ended: its first bytes (to tell its kind),
+        # whether its last byte is a newline (a blank line split between writes), its size
+        # so far, and when its first byte left.
+        self._open_start = b""
+        self._open_nl = False
+        self._open_size = 0
+        self._open_at = 0.0
+        # Once the head is full: the last writes (each with the frames that end in it), enough
+        # for FRAMES_TAIL frames and two more, and how many frames ended after the head.
+        self._late: deque[tuple[float, bytes, int]] = deque()
+        self._late_kept = 0
+        self._late_total = 0
+        self._late_nl = False
+        self._late_popped = False
+
+    def write(self, chunk: bytes, at_ms: float) -> None:
+        head = self.head
+        if len(head) >= self._limit:
+            self._write_late(chunk, at_ms)
+            return
+        start = pos = 0
+        size = len(chunk)
+        if self._open_size:
+            if self._open_nl and chunk.startswith(b"\n"):
+                start = 1
+            elif (found := chunk.find(b"\n\n")) != -1:
+                start = found + 2
+            else:
+                self._grow(chunk, 0)
+                return
+            kind = frame_kind(self._open_start + chunk[:_KIND_BYTES])
+            head.append((self._open_at, self._open_size + start, kind))
+            self._open_size = 0
+            pos = start
+        find, limit = chunk.find, self._limit
+        # A newline is found with memchr, far faster than a two-byte search; most frames are
+        # one line, so this is one find per frame.
+        while len(head) < limit and (found := find(b"\n", pos)) != -1:
+            pos = found + 1
+            if pos == size or chunk[pos] != 10:
+                continue  # a line of a frame, not its end (or the write ends inside it)
+            pos += 1
+            # The usual frame, `data: {"id"...`, told by three bytes; anything else is looked
+            # at more closely.
+            if pos - start > 16 and chunk[start] == 100 and chunk[start + 6] == 123:
+                kind = DATA if chunk[start + 8] != 101 else frame_kind(chunk, start)
+            else:
+                kind = frame_kind(chunk, start)
+            head.append((at_ms, pos - start, kind))
+            start = pos
+        if start == size:
+            return
+        if len(head) >= limit:
+            self._write_late(chunk[start:], at_ms)
+            return
+        self._open_start = b""
+        self._open_at = at_ms
+        self._grow(chunk, start)
+
+    def _grow(self, chunk: bytes, start: int) -> None:
+        self._open_size += len(chunk) - start
+        if len(self._open_start) < _KIND_BYTES:
+            self._open_start += chunk[start : start + _KIND_BYTES - len(self._open_start)]
+        self._open_nl = chunk.endswith(b"\n")
+
+    def _write_late(self, chunk: bytes, at_ms: float) -> None:
+        ended = chunk.count(b"\n\n")
+        if self._late_nl and chunk.startswith(b"\n"):
+            ended += 1  # the blank line was split between the writes
+        self._late_nl = chunk.endswith(b"\n")
+        self._late_total += ended
+        self._late.append((at_ms, chunk, ended))
+        self._late_kept += ended
+        # Two to spare: the first kept write may end a frame whose start is gone, and may
+        # begin one.
+        while self._late_kept - self._late[0][2] > FRAMES_TAIL + 1:
+            self._late_kept -= self._late.popleft()[2]
+            self._late_popped = True
+
+    def frames(self) -> list[tuple[float, int, str]]:
+        """Every kept frame, oldest first (and `dropped` set); a frame still open at the end
+        is `partial`."""
+        frames = list(self.head)
+        last = self
+        if self._late:
+            last = FrameLog(limit=len(self._late) + self._late_kept + 1)
+            for at_ms, chunk, _ in self._late:
+                last.write(chunk, at_ms)
+            # The first kept write may begin inside a frame whose start is gone.
+            tail = last.head[1:] if self._late_popped else last.head
+            tail = tail[-FRAMES_TAIL:]
+            self.dropped = self._late_total - len(tail)
+            frames += tail
+        if last._open_size:
+            frames.append((last._open_at, last._open_size, PARTIAL))
+        return frames
 
 
 class JournalMiddleware:
@@ -250,6 +450,8 @@ class JournalMiddleware:
             truncated=truncated,
         )
         body = bytearray()
+        answer = bytearray()
+        frames: FrameLog | None = None  # a stream's frames, once it is known to be one
         recorded = False
 
         async def finish() -> None:
@@ -260,8 +462,13 @@ class JournalMiddleware:
             state = scope.get("state") or {}
             entry.dialect = state.get("dialect")
             entry.rule = state.get("rule")
+            entry.fault = state.get("fault")
             entry.stream = bool(state.get("stream", False))
             entry.body = bytes(body)
+            entry.response_body = answer.decode("utf-8", errors="replace")
+            if frames is not None:
+                entry.frames = frames.frames()
+                entry.frames_dropped = frames.dropped
             entry.elapsed_ms = (time.perf_counter() - clock) * 1000
             await journal.arecord(entry)
 
@@ -275,11 +482,20 @@ class JournalMiddleware:
             return message
 
         async def sending(message: Message) -> None:
+            nonlocal frames
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
                 entry.ttfb_ms = (time.perf_counter() - clock) * 1000
+                entry.response_headers = redact_headers(message.get("headers", ()))[0]
+                if entry.status == 200 and (scope.get("state") or {}).get("stream"):
+                    frames = FrameLog()
             elif message["type"] == "http.response.body":
-                entry.bytes += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                entry.bytes += len(chunk)
+                if len(answer) < BODY_KEEP:
+                    answer.extend(chunk[: BODY_KEEP - len(answer)])
+                if frames is not None and chunk:
+                    frames.write(chunk, (time.perf_counter() - clock) * 1000)
                 if not message.get("more_body", False):
                     # Recorded before the last byte leaves: a client that has its answer can
                     # read the journal at once.

@@ -35,6 +35,11 @@ class OpenBodies:
         return self._count
 
 
+# Scope state that marks a response with no last byte of its own (an event stream): a stop
+# closes its connection at once rather than waiting for it to finish (connections.py).
+ENDLESS = "endless"
+
+
 class BodyStream:
     def __init__(
         self,
@@ -45,8 +50,10 @@ class BodyStream:
         headers: Mapping[str, str] | None = None,
         tracker: OpenBodies | None = None,
         head_delay: float = 0.0,
+        endless: bool = False,
     ) -> None:
         self.body = body
+        self.endless = endless
         self.head_delay = head_delay  # seconds before the status line (a client leaving ends it)
         self.tracker = tracker or OpenBodies()
         self.finished: Callable[[], None] | None = None  # called once the body is done, however
@@ -55,6 +62,8 @@ class BodyStream:
         self.headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.endless:
+            scope.setdefault("state", {})[ENDLESS] = True
         try:
             with self.tracker:
                 await self._write(receive, send)

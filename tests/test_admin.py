@@ -151,7 +151,7 @@ def test_the_admin_root_lists_its_endpoints(mock: MockServer) -> None:
     assert response.status_code == 200
     listed = {(e["method"], e["path"]) for e in response.json()["endpoints"]}
     assert ("GET", "/__mock/journal") in listed and ("POST", "/__mock/reset") in listed
-    assert len(listed) == 10
+    assert len(listed) == 11 and ("GET", "/__mock/ui") in listed
 
 
 def test_the_token_takes_bearer_in_any_case_and_only_with_it() -> None:

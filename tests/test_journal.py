@@ -8,7 +8,21 @@ import logging
 import httpx
 import pytest
 
-from mockserver.journal import Entry, Journal
+from mockserver.delivery import split_awkwardly
+from mockserver.journal import (
+    BODY_KEEP,
+    DATA,
+    DONE,
+    ERROR,
+    FRAMES_HEAD,
+    FRAMES_TAIL,
+    KEEP_ALIVE,
+    PARTIAL,
+    Entry,
+    FrameLog,
+    Journal,
+)
+from mockserver.scenario import Reply, Rule
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 from tests.conftest import LATE_2025
@@ -153,3 +167,89 @@ def test_a_bad_regular_expression_is_a_400_that_names_the_rule(mock: MockServer)
     response = httpx.put(mock.url + "/__mock/scenario", json=bad)
     assert response.status_code == 400
     assert "$.rules[0].match.prompt" in response.json()["error"]["message"]
+
+
+# ------------------------------------------------------------------ following the journal
+
+
+def test_frames_are_split_at_blank_lines_however_they_are_written() -> None:
+    frames = [
+        b": keep-alive\n\n",
+        b'data: {"id":"1","choices":[{"delta":{"content":"\xc3\xa9t\xc3\xa9"}}]}\n\n',
+        b'data: {"id":"2","choices":[]}\n\n',
+        b'data: {"error":{"message":"Internal error"}}\n\n',
+        b"event: error\ndata: {}\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    kinds = [KEEP_ALIVE, DATA, DATA, ERROR, ERROR, DONE]
+    whole = FrameLog()
+    whole.write(b"".join(frames), 1.0)  # one write of many frames, as batched streams go
+    assert [(size, kind) for _, size, kind in whole.frames()] == [
+        (len(f), k) for f, k in zip(frames, kinds, strict=True)
+    ]
+    pieces = FrameLog()  # frames cut inside `data:`, inside a character and before the blank line
+    for i, frame in enumerate(frames):
+        for piece in split_awkwardly(frame):
+            pieces.write(piece, float(i))
+    assert pieces.frames() == [
+        (float(i), len(f), k) for i, (f, k) in enumerate(zip(frames, kinds, strict=True))
+    ]
+    pieces.write(b'data: {"id":"3"', 9.0)  # the stream ends mid-frame
+    assert pieces.frames()[-1] == (9.0, 15, PARTIAL)
+
+
+def test_a_long_stream_keeps_its_first_and_last_frames() -> None:
+    log = FrameLog()
+    total = FRAMES_HEAD + FRAMES_TAIL + 100
+    for i in range(total):
+        log.write(b"data: {}\n\n", float(i))
+    kept = log.frames()
+    assert len(kept) == FRAMES_HEAD + FRAMES_TAIL and log.dropped == 100
+    assert kept[FRAMES_HEAD - 1][0] == FRAMES_HEAD - 1 and kept[-1][0] == total - 1
+
+
+def test_a_long_stream_in_pieces_keeps_its_last_frames_and_counts_the_rest() -> None:
+    frames = [b'data: {"n":%d}\n\n' % n for n in range(FRAMES_HEAD + 300)] + [b"data: [DONE]\n\n"]
+    log = FrameLog()
+    for n, frame in enumerate(frames):
+        for piece in split_awkwardly(frame):
+            log.write(piece, float(n))
+    log.write(b"data: {", 99.0)  # and it ends mid-frame
+    kept = log.frames()
+    assert len(kept) == FRAMES_HEAD + FRAMES_TAIL + 1
+    assert log.dropped == len(frames) - FRAMES_HEAD - FRAMES_TAIL
+    assert kept[FRAMES_HEAD - 1] == (FRAMES_HEAD - 1.0, len(frames[FRAMES_HEAD - 1]), DATA)
+    assert kept[-3] == (len(frames) - 2.0, len(frames[-2]), DATA)
+    assert kept[-2] == (len(frames) - 1.0, 14, DONE)
+    assert kept[-1] == (99.0, 7, PARTIAL)
+
+
+def test_entries_keep_the_response_its_frames_and_the_fault(mock: MockServer) -> None:
+    stream = BODY | {"stream": True}
+    faulty = AUTH | {"X-Mock-Delivery": "keep_alives=2,error_at=2"}
+    httpx.post(mock.url + "/chat/completions", json=stream, headers=faulty)
+    answer = httpx.post(mock.url + "/chat/completions", json=BODY, headers=AUTH)
+    streamed, single = mock.journal.wait_for(2)
+    assert streamed.fault == "error_at=2" and single.fault is None
+    assert [kind for _, _, kind in streamed.frames] == [KEEP_ALIVE, KEEP_ALIVE, DATA, DATA, ERROR]
+    assert sum(size for _, size, _ in streamed.frames) == streamed.bytes
+    offsets = [at for at, _, _ in streamed.frames]
+    assert offsets == sorted(offsets) and offsets[0] >= (streamed.ttfb_ms or 0)
+    assert single.frames == [] and single.response_body == answer.text
+    assert single.response_headers["x-ds-trace-id"] == answer.headers["x-ds-trace-id"]
+    (shown, _) = httpx.get(mock.url + "/__mock/journal").json()["entries"]
+    assert shown["fault"] == "error_at=2"
+    assert shown["response"]["frames"][0] == [streamed.frames[0][0], 14, "keep-alive"]
+    assert shown["response"]["body"].startswith(": keep-alive\n\n: keep-alive\n\ndata: {")
+
+
+def test_a_long_answer_is_kept_up_to_its_bounds(mock: MockServer) -> None:
+    mock.add(Rule(name="long", reply=Reply(content="x" * BODY_KEEP)))
+    answer = httpx.post(mock.url + "/chat/completions", json=BODY | {"stream": True}, headers=AUTH)
+    (entry,) = mock.journal.wait_for(1)
+    assert entry.bytes == len(answer.content) > BODY_KEEP
+    assert entry.response_body == answer.text[:BODY_KEEP]
+    assert len(entry.frames) == FRAMES_HEAD + FRAMES_TAIL and entry.frames_dropped > 0
+    assert entry.frames[-1][2] == DONE
+    (shown,) = httpx.get(mock.url + "/__mock/journal").json()["entries"]
+    assert shown["response"]["truncated"] is True

@@ -189,6 +189,7 @@ def test_a_wheel_works_on_its_own(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "mockserver/_schemas/deepseek/chat-completion.schema.json" in names
     assert "mockserver/_fixtures/replies/captured.json" in names
+    assert {f"mockserver/static/ui.{kind}" for kind in ("html", "js", "css")} <= set(names)
     (license,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
     assert zipfile.ZipFile(wheel).read(license).startswith(b"MIT License")
     metadata = zipfile.ZipFile(wheel).read(license.replace("licenses/LICENSE", "METADATA"))
@@ -204,7 +205,8 @@ def test_a_wheel_works_on_its_own(tmp_path: Path) -> None:
         "s = MockServer(Settings(port=0, self_check=True)).start();"
         "b = {'model': 'deepseek-v3', 'stream': True, 'messages': [{'role': 'user', 'content': 'hello'}]};"
         "t = httpx.post(s.url + '/deepseek/chat/completions', json=b, headers={'authorization': 'Bearer x'}).text;"
-        "s.stop(); assert '\" 😊\"' in t, t; print('ok')"
+        "p = httpx.get(s.url + '/__mock/ui/ui.js').status_code;"
+        "s.stop(); assert '\" 😊\"' in t, t; assert p == 200, p; print('ok')"
     ).replace("%r", repr(str(site)))
     env = os.environ | {"PYTHONPATH": str(site)}
     result = subprocess.run(

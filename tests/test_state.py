@@ -17,7 +17,7 @@ import pytest
 from mockserver.delivery import Delivery
 from mockserver.dialects import DEEPSEEK
 from mockserver.errors import ApiError
-from mockserver.journal import Entry
+from mockserver.journal import Batch, Entry
 from mockserver.scenario import (
     ErrorReply,
     Match,
@@ -164,7 +164,7 @@ def test_the_journal_numbers_bounds_waits_and_clears(kind: str, url: str | None)
     with pytest.raises(AssertionError, match="recorded 0 exchanges, expected 1"):
         journal.wait_for(1, timeout=0.05)
     journal.record(Entry(method="GET", path="/after"))
-    assert [e.seq for e in journal.entries()] == [6]  # numbers are never reused
+    assert [e.seq for e in journal.entries()] == [7]  # never reused: the clear took 6
     store.close()
 
 
@@ -294,3 +294,61 @@ def test_mock_server_refuses_workers() -> None:
 
     with pytest.raises(ValueError, match="deepseek-mock serve --workers N"):
         MockServer(workers=2)
+
+
+# ------------------------------------------------------------------ following the journal
+
+
+def _entry(seq: int) -> Entry:
+    return Entry(method="GET", path=f"/{seq}")
+
+
+def test_read_returns_what_came_after_a_cursor_and_skips_what_was_dropped(
+    kind: str, url: str | None
+) -> None:
+    store = make_store(kind, url, journal_size=3)
+    journal = store.space().journal
+    assert journal.read(0, timeout=0) == (0, False, [])
+    for seq in (1, 2):
+        journal.record(_entry(seq))
+    cursor, cleared, entries = journal.read(0, timeout=0)
+    assert (cursor, cleared, [e.seq for e in entries]) == (2, False, [1, 2])
+    assert journal.read(cursor, timeout=0) == (2, False, [])
+    for seq in (3, 4, 5):
+        journal.record(_entry(seq))
+    assert [e.seq for e in journal.read(2, timeout=0).entries] == [3, 4, 5]
+    assert [e.seq for e in journal.read(1, timeout=0).entries] == [3, 4, 5]  # 2 is gone
+    store.close()
+
+
+def test_a_clear_moves_the_cursor_and_reaches_the_reader(store: Store) -> None:
+    journal = store.space().journal
+    journal.record(_entry(1))
+    journal.clear()
+    assert journal.read(1, timeout=0) == (2, True, [])  # no entry since, but a clear
+    journal.record(_entry(2))
+    cursor, cleared, entries = journal.read(1, timeout=0)
+    assert (cursor, cleared, [e.seq for e in entries]) == (3, True, [3])
+    assert journal.read(2, timeout=0).cleared is False  # the clear came before cursor 2
+    # A cursor from an earlier server, beyond this journal's: a clear, and all it has.
+    assert journal.read(40, timeout=0) == (3, True, entries)
+
+
+def test_read_waits_for_a_record_or_a_clear_and_gives_up_after_its_timeout(store: Store) -> None:
+    journal = store.space().journal
+    assert journal.read(0, timeout=0.05) == (0, False, [])
+    for act in ("record", "clear"):
+        cursor = journal.read(0, timeout=0).cursor
+        got: list[Batch] = []
+
+        def follow(after: int = cursor, into: list[Batch] = got) -> None:
+            into.append(journal.read(after, timeout=10))
+
+        reader = threading.Thread(target=follow)
+        reader.start()
+        if act == "record":
+            journal.record(_entry(1))
+        else:
+            journal.clear()
+        reader.join(timeout=5)
+        assert not reader.is_alive() and got[0].cursor == cursor + 1

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from mockserver.errors import ApiError
 
 if TYPE_CHECKING:
-    from mockserver.journal import Entry
+    from mockserver.journal import Batch, Entry
     from mockserver.scenario import Rule
     from mockserver.settings import Settings
     from mockserver.validation import ChatRequest
@@ -78,10 +78,18 @@ class JournalBook(Protocol):
     def __len__(self) -> int: ...
     def clear(self) -> None: ...
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Entry]: ...
+    def read(self, after: int, timeout: float) -> Batch:
+        """What was recorded after cursor `after` (`Journal.read`): how a live reader follows
+        the journal, clears included."""
+        ...
 
 
 class Limits(Protocol):
     """The concurrency cap and the request-rate window (`mockserver.quota.RateLimiter`)."""
+
+    concurrent: int | None
+    per_window: int | None
+    window: float
 
     @property
     def in_flight(self) -> int: ...
@@ -91,6 +99,8 @@ class Limits(Protocol):
 
 class Account(Protocol):
     """What the account may still spend (`mockserver.quota.Balance`)."""
+
+    initial: int | None
 
     @property
     def left(self) -> int | None: ...

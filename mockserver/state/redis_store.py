@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from mockserver.errors import ApiError
-from mockserver.journal import JOURNAL_BYTES, Entry, dump_entry, entry_cost, load_entry
+from mockserver.journal import JOURNAL_BYTES, Batch, Entry, dump_entry, entry_cost, load_entry
 from mockserver.scenario import GENERATED, ErrorReply, Rule, rule_from_json, rule_to_json
 from mockserver.settings import Settings
 from mockserver.state import DEFAULT_NAMESPACE, Space
@@ -114,6 +114,14 @@ end
 return n
 """
 
+CLEAR = """
+-- KEYS: total, recorded, stream, bytes, cleared-at.
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('SET', KEYS[2], 0)
+redis.call('SET', KEYS[5], redis.call('INCR', KEYS[1]))
+return 1
+"""
+
 ACQUIRE = """
 -- KEYS: in flight (lease -> expiry), started (lease -> time). ARGV: concurrency limit or -1,
 -- requests per window or -1, window seconds, lease id, lease seconds.
@@ -172,6 +180,7 @@ return hit
 SCRIPTS = {
     "decide": DECIDE,
     "record": RECORD,
+    "clear": CLEAR,
     "acquire": ACQUIRE,
     "renew": RENEW,
     "spend": SPEND,
@@ -472,6 +481,7 @@ class RedisJournal:
         self.keys = [store.key(namespace, part) for part in ("seq", "recorded", "journal")]
         self.keys.append(store.key(namespace, "journal-bytes"))
         self.stream = self.keys[2]
+        self.cleared_key = store.key(namespace, "cleared-at")
         default = namespace == DEFAULT_NAMESPACE
         self.max_bytes = JOURNAL_BYTES if default else NAMESPACE_JOURNAL_BYTES
 
@@ -507,10 +517,31 @@ class RedisJournal:
         return int(self.client.xlen(self.stream))
 
     def clear(self) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(self.stream, self.keys[3])
-        pipe.set(self.keys[1], 0)
-        pipe.execute()
+        """Empty the journal. A clear takes a number of its own, so a reader's cursor (the
+        numbers of entries and clears) never goes back."""
+        self.store.scripts["clear"](keys=[*self.keys, self.cleared_key])
+
+    def read(self, after: int, timeout: float) -> Batch:
+        """As `Journal.read`: entries are stream items under their numbers, and a clear's
+        number is kept beside them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(self.keys[0])
+            pipe.get(self.cleared_key)
+            pipe.xrange(self.stream, min=f"{after}-2")  # what came after `after`-1
+            cursor_raw, cleared_raw, items = pipe.execute()
+            cursor, cleared_at = int(cursor_raw or 0), int(cleared_raw or 0)
+            if after > cursor:
+                return Batch(cursor, True, self.entries())
+            if cursor > after:
+                return Batch(cursor, cleared_at > after, self._entries(items))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return Batch(after, False, [])
+            # Wakes at the next entry; bounded, so a clear (no stream item) is seen too.
+            block = max(int(min(left, 0.25) * 1000), 1)
+            self.store.pooled.xread({self.stream: f"{after}-1"}, block=block)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Entry]:
         """As `Journal.wait_for`, for exchanges any worker recorded."""
