@@ -119,6 +119,14 @@ class Mock:
         except ValueError as exc:
             raise ApiError("invalid_request", f"{ERA_HEADER}: {exc}") from None
 
+    def url_for(self, root: str, dialect: str) -> str:
+        """The base URL of one dialect on a server at `root` (AI/ML sits under a prefix when
+        shared); `"anthropic"` gives DeepSeek's Anthropic API, the `anthropic` SDK's."""
+        for prefix, mounted in self.mounts:
+            if mounted.name == dialect:
+                return root + prefix + mounted.sdk_path
+        raise ValueError(f"this server does not speak {dialect!r}")
+
     def named(self, name: str) -> Dialect:
         return next(dialect for _, dialect in self.mounts if dialect.name == name)
 

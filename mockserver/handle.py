@@ -54,10 +54,7 @@ class NamespacedMock:
         return self.url_for((self.settings and self.settings.dialect) or "deepseek")
 
     def url_for(self, dialect: str) -> str:
-        for prefix, mounted in self.mock.mounts:
-            if mounted.name == dialect:
-                return self.url + prefix + mounted.sdk_path
-        raise ValueError(f"this server does not speak {dialect!r}")
+        return self.mock.url_for(self.url, dialect)
 
     def add(self, *rules: Rule) -> None:
         for rule in rules:

@@ -101,10 +101,7 @@ class MockServer(ThreadedServer):
     def url_for(self, dialect: str) -> str:
         """The base URL of one dialect on this server (AI/ML sits under a prefix when shared);
         `"anthropic"` gives DeepSeek's Anthropic API, the `anthropic` SDK's `base_url`."""
-        for prefix, mounted in self.mock.mounts:
-            if mounted.name == dialect:
-                return self.url + prefix + mounted.sdk_path
-        raise ValueError(f"this server does not speak {dialect!r}")
+        return self.mock.url_for(self.url, dialect)
 
     def add(self, *rules: Rule) -> None:
         for rule in rules:

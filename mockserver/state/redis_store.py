@@ -445,12 +445,19 @@ class RedisRuleBook:
         for _ in range(16):
             version, rules = self._cached or self._load()
             keys, args = self._call(rules, version, chat, headers, dialect, prefixes, cache_key)
-            chosen, hit = self.store.scripts["decide"](keys=keys, args=args)
-            if int(chosen) == -2:  # the rules changed since this worker read them
-                self._load()
-                continue
-            return (GENERATED if int(chosen) < 0 else rules[int(chosen)]), int(hit)
+            found = self._outcome(rules, self.store.scripts["decide"](keys=keys, args=args))
+            if found is not None:
+                return found
         raise RuntimeError("the rules kept changing while a request was being decided")
+
+    def _outcome(self, rules: tuple[Rule, ...], answer: list[int]) -> tuple[Rule, int] | None:
+        """The script's answer as a rule and a hit; None when the rules changed since this
+        worker read them (they are read again)."""
+        chosen, hit = int(answer[0]), int(answer[1])
+        if chosen == -2:
+            self._load()
+            return None
+        return (GENERATED if chosen < 0 else rules[chosen]), hit
 
     async def adecide_with(
         self,
@@ -465,11 +472,10 @@ class RedisRuleBook:
         for _ in range(16):
             version, rules = self._cached or self._load()
             keys, args = self._call(rules, version, chat, headers, dialect, prefixes, cache_key)
-            chosen, hit = await script(keys=keys, args=args)
-            if int(chosen) == -2:  # the rules changed since this worker read them
-                self._load()  # rare: an admin change; read synchronously
-                continue
-            return (GENERATED if int(chosen) < 0 else rules[int(chosen)]), int(hit)
+            # A change of rules is rare (an admin call): they are read again synchronously.
+            found = self._outcome(rules, await script(keys=keys, args=args))
+            if found is not None:
+                return found
         raise RuntimeError("the rules kept changing while a request was being decided")
 
 
