@@ -25,6 +25,7 @@ from mockserver.anthropic import ANTHROPIC
 from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
 from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
+from mockserver.direct import DirectRoutes, Handler
 from mockserver.errors import ApiError
 from mockserver.faults import broken_body, broken_frames, check_single_frame, header_fault
 from mockserver.fim import parse_fim
@@ -168,6 +169,7 @@ def create_app(
         tapes=tapes_for(settings, mounts_for(settings)),
     )
     routes: list[BaseRoute] = []
+    completions: dict[str, Endpoint] = {}  # answered in front of the router (DirectRoutes)
     for prefix, dialect in mock.mounts:
         chat, fim, models, balance = (
             make(mock, dialect)
@@ -175,22 +177,27 @@ def create_app(
         )
         routes += [Route(prefix + path, chat, methods=["POST"]) for path in dialect.chat_paths]
         routes += [Route(prefix + path, fim, methods=["POST"]) for path in dialect.fim_paths]
+        for paths, endpoint in ((dialect.chat_paths, chat), (dialect.fim_paths, fim)):
+            for path in paths:
+                completions.setdefault(prefix + path, endpoint)  # the first route wins, as there
         routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
         routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
     routes += openapi.routes(mock)
     routes.append(admin.mount(mock))
+    handlers: dict[Any, Handler] = {
+        ApiError: render_error,
+        HTTPException: render_error,
+        ClientDisconnect: client_left,
+        Exception: render_error,
+    }
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(JournalMiddleware, journal=mock.journal),
             Middleware(TapeMiddleware, mock=mock),
+            Middleware(DirectRoutes, endpoints=completions, handlers=handlers),
         ],
-        exception_handlers={
-            ApiError: render_error,
-            HTTPException: render_error,
-            ClientDisconnect: client_left,
-            Exception: render_error,
-        },
+        exception_handlers=handlers,
     )
     app.state.mock = mock
     return app
@@ -242,10 +249,11 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
 
     async def completions(request: Request) -> Response | BodyStream:
         request.state.dialect = dialect.name
+        path: str = request.scope["path"]  # the route's own: request.url builds a whole URL
         authenticate(request, dialect, settings.api_keys)
         era = mock.era(dialect, request.headers)
         raw = await read_body(request, settings.max_body_bytes)
-        chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, request.url.path))
+        chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, path))
         request.state.stream = chat.stream
         fault = header_fault(request.headers)
         # The account admits the request before any rule sees it: a request refused with 429
