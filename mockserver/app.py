@@ -38,6 +38,7 @@ from mockserver.responder import Completion, Responder
 from mockserver.scenario import ErrorReply, Reply, Rule, Scenario, load_rules
 from mockserver.settings import Settings
 from mockserver.streaming import KEEP_ALIVE
+from mockserver.validated import Validated
 from mockserver.validation import ChatRequest, parse_body
 from mockserver.wire import BodyStream, OpenBodies
 
@@ -61,6 +62,7 @@ class Mock:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     balance: Balance = field(default_factory=Balance)
     tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
+    validated: Validated = field(default_factory=Validated)  # accepted bodies, by their bytes
 
     def reset(self) -> None:
         """Back to how the server started: its own rules, an empty journal, a cold cache."""
@@ -69,6 +71,7 @@ class Mock:
             self.tapes.reset()
         self.journal.clear()
         self.responder.cache.clear()
+        self.validated.clear()
         tokens.clear_cache()
         self.limiter.reset()
         self.balance.reset()
@@ -253,7 +256,10 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
         authenticate(request, dialect, settings.api_keys)
         era = mock.era(dialect, request.headers)
         raw = await read_body(request, settings.max_body_bytes)
-        chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, path))
+        chat = mock.validated.get(raw, path, dialect.name, era)
+        if chat is None:
+            chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, path))
+            mock.validated.put(raw, path, dialect.name, chat)
         request.state.stream = chat.stream
         fault = header_fault(request.headers)
         # The account admits the request before any rule sees it: a request refused with 429
