@@ -9,9 +9,9 @@ import httpx
 import orjson
 import pytest
 
-from mockserver import app
 from mockserver.server import MockServer
 from mockserver.validated import KEEP_BODY_BYTES
+from mockserver.validation import parse_body
 
 AUTH = {"Authorization": "Bearer k"}
 LONG_PROMPT = "Tell me about the sea, and about ships that sail on it. " * 20  # > 64 tokens
@@ -22,13 +22,13 @@ CHAT = {"model": "deepseek-chat", "messages": [{"role": "user", "content": LONG_
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The bodies the server parsed, in order."""
     seen: list[bytes] = []
-    parse: Callable[[bytes], Any] = app.parse_body
+    parse: Callable[[bytes], Any] = parse_body
 
     def counted(data: bytes) -> Any:
         seen.append(data)
         return parse(data)
 
-    monkeypatch.setattr(app, "parse_body", counted)
+    monkeypatch.setattr("mockserver.app.parse_body", counted)
     return seen
 
 
