@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -32,7 +32,6 @@ from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import Journal, JournalMiddleware
 from mockserver.quota import Balance, RateLimiter
-from mockserver.replay import TapeMiddleware, Tapes, tapes_for
 from mockserver.resources import data_dir
 from mockserver.responder import Completion, Responder
 from mockserver.scenario import ErrorReply, Reply, Rule, Scenario, load_rules
@@ -41,6 +40,9 @@ from mockserver.streaming import KEEP_ALIVE
 from mockserver.validated import Validated
 from mockserver.validation import ChatRequest, parse_body
 from mockserver.wire import BodyStream, OpenBodies
+
+if TYPE_CHECKING:
+    from mockserver.replay import Tapes
 
 log = logging.getLogger("mockserver")
 Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
@@ -169,7 +171,7 @@ def create_app(
             window=settings.rate_window,
         ),
         balance=Balance(settings.balance_tokens),
-        tapes=tapes_for(settings, mounts_for(settings)),
+        tapes=_tapes(settings),
     )
     routes: list[BaseRoute] = []
     completions: dict[str, Endpoint] = {}  # answered in front of the router (DirectRoutes)
@@ -193,17 +195,29 @@ def create_app(
         ClientDisconnect: client_left,
         Exception: render_error,
     }
+    middleware = [Middleware(JournalMiddleware, journal=mock.journal)]
+    if mock.tapes is not None:
+        from mockserver.replay import TapeMiddleware
+
+        middleware.append(Middleware(TapeMiddleware, mock=mock))
+    middleware.append(Middleware(DirectRoutes, endpoints=completions, handlers=handlers))
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(JournalMiddleware, journal=mock.journal),
-            Middleware(TapeMiddleware, mock=mock),
-            Middleware(DirectRoutes, endpoints=completions, handlers=handlers),
-        ],
+        middleware=middleware,
         exception_handlers=handlers,
     )
     app.state.mock = mock
     return app
+
+
+def _tapes(settings: Settings) -> Tapes | None:
+    """The cassettes, when the server has a folder of them; replay and recording (and httpx,
+    which records and forwards) are imported only then."""
+    if settings.cassettes is None:
+        return None
+    from mockserver.replay import tapes_for
+
+    return tapes_for(settings, mounts_for(settings))
 
 
 @dataclass(frozen=True, slots=True)

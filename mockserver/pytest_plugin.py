@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mockserver.cassette import MODES
 from mockserver.dialects import DIALECTS
-from mockserver.replay import MODES
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 
