@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -26,6 +26,7 @@ from mockserver.anthropic import ANTHROPIC
 from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
 from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
+from mockserver.direct import DirectRoutes, Handler
 from mockserver.errors import ApiError
 from mockserver.faults import (
     broken_body,
@@ -38,7 +39,6 @@ from mockserver.fim import parse_fim
 from mockserver.inbound import authenticate, client_left, header_delivery, read_body
 from mockserver.journal import JournalMiddleware
 from mockserver.namespace_path import NamespacePath
-from mockserver.replay import TapeMiddleware, Tapes, tapes_for
 from mockserver.resources import data_dir
 from mockserver.responder import Completion, Responder
 from mockserver.scenario import ErrorReply, Reply, Rule, load_rules
@@ -56,8 +56,12 @@ from mockserver.state import (
     open_store,
 )
 from mockserver.streaming import KEEP_ALIVE
+from mockserver.validated import Validated
 from mockserver.validation import ChatRequest, parse_body
 from mockserver.wire import BodyStream, OpenBodies
+
+if TYPE_CHECKING:
+    from mockserver.replay import Tapes
 
 log = logging.getLogger("mockserver")
 Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
@@ -77,6 +81,7 @@ class Mock:
     startup: tuple[Rule, ...] = ()
     bodies: OpenBodies = field(default_factory=OpenBodies)
     tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
+    validated: Validated = field(default_factory=Validated)  # accepted bodies, by their bytes
 
     def space(self, headers: Mapping[str, str]) -> Space:
         """The state of the request's namespace (`X-Mock-Namespace`, else the default)."""
@@ -106,6 +111,7 @@ class Mock:
         if self.tapes is not None:
             self.tapes.reset()
         self.responder.cache.clear()
+        self.validated.clear()
         tokens.clear_cache()
 
     def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:
@@ -196,9 +202,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         catalogs=catalogs,
         moment=era_moment(settings.era, catalogs.values()),
         startup=startup,
-        tapes=tapes_for(settings, mounts_for(settings)),
+        tapes=_tapes(settings),
     )
     routes: list[BaseRoute] = []
+    completions: dict[str, Endpoint] = {}  # answered in front of the router (DirectRoutes)
     for prefix, dialect in mock.mounts:
         chat, fim, models, balance = (
             make(mock, dialect)
@@ -206,27 +213,46 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         routes += [Route(prefix + path, chat, methods=["POST"]) for path in dialect.chat_paths]
         routes += [Route(prefix + path, fim, methods=["POST"]) for path in dialect.fim_paths]
+        for paths, endpoint in ((dialect.chat_paths, chat), (dialect.fim_paths, fim)):
+            for path in paths:
+                completions.setdefault(prefix + path, endpoint)  # the first route wins, as there
         routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
         routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
     routes += openapi.routes(mock)
     routes += ui.routes(mock)  # before the admin mount, which would take /__mock/ui too
     routes.append(admin.mount(mock))
+    handlers: dict[Any, Handler] = {
+        ApiError: render_error,
+        HTTPException: render_error,
+        ClientDisconnect: client_left,
+        Exception: render_error,
+    }
+    middleware = [
+        Middleware(NamespacePath),
+        Middleware(JournalMiddleware, journal_for=lambda scope: journal_of(mock, scope)),
+    ]
+    if mock.tapes is not None:
+        from mockserver.replay import TapeMiddleware
+
+        middleware.append(Middleware(TapeMiddleware, mock=mock))
+    middleware.append(Middleware(DirectRoutes, endpoints=completions, handlers=handlers))
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(NamespacePath),
-            Middleware(JournalMiddleware, journal_for=lambda scope: journal_of(mock, scope)),
-            Middleware(TapeMiddleware, mock=mock),
-        ],
-        exception_handlers={
-            ApiError: render_error,
-            HTTPException: render_error,
-            ClientDisconnect: client_left,
-            Exception: render_error,
-        },
+        middleware=middleware,
+        exception_handlers=handlers,
     )
     app.state.mock = mock
     return app
+
+
+def _tapes(settings: Settings) -> Tapes | None:
+    """The cassettes, when the server has a folder of them; replay and recording (and httpx,
+    which records and forwards) are imported only then."""
+    if settings.cassettes is None:
+        return None
+    from mockserver.replay import tapes_for
+
+    return tapes_for(settings, mounts_for(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,10 +301,14 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
 
     async def completions(request: Request) -> Response | BodyStream:
         request.state.dialect = dialect.name
+        path: str = request.scope["path"]  # the route's own: request.url builds a whole URL
         authenticate(request, dialect, settings.api_keys)
         era = mock.era(dialect, request.headers)
         raw = await read_body(request, settings.max_body_bytes)
-        chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, request.url.path))
+        chat = mock.validated.get(raw, path, dialect.name, era)
+        if chat is None:
+            chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, path))
+            mock.validated.put(raw, path, dialect.name, chat)
         request.state.stream = chat.stream
         fault = header_fault(request.headers)
         space = mock.space(request.headers)

@@ -22,6 +22,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+# The record modes, as vcrpy names them (what each does: `mockserver.replay`). Here, with the
+# format, so the command line can offer them without importing replay and its HTTP client.
+MODES = ("none", "once", "new_episodes", "all")
+
 SCHEMA = "cassette.schema.json"
 SCHEMA_VERSION = 1
 REDACTED = "REDACTED"

@@ -144,7 +144,9 @@ async def deliver(
             if not first:
                 await anyio.sleep(0)  # let other streams and requests in between batches
             first = False
-            yield b"".join(batch)
+            joined = b"".join(batch)
+            batch = []  # a client that reads slowly holds the joined write, not its frames too
+            yield joined
     if not stops or next(source, None) is None:
         return  # everything was sent: the cut or stall came after the end
     if how.stall_after is not None and (how.cut_after is None or how.stall_after <= how.cut_after):

@@ -77,8 +77,15 @@ def parse_fault(spec: str) -> Rule:
     return Rule(name=f"--fault {spec}", delivery=deliveries[key], times=times)
 
 
-def broken_frames(frames: Iterable[bytes], how: Delivery, error_event: bytes) -> Iterator[bytes]:
+def broken_frames(frames: Iterable[bytes], how: Delivery, error_event: bytes) -> Iterable[bytes]:
     """The frames a faulty delivery asks for, before any timing is applied."""
+    faulty = how.error_at is not None or how.malformed_at is not None or how.duplicate_done
+    if how.body is None and not faulty:
+        return frames  # the usual case: no generator between the frames and the wire
+    return _broken(frames, how, error_event)
+
+
+def _broken(frames: Iterable[bytes], how: Delivery, error_event: bytes) -> Iterator[bytes]:
     if how.body is not None:
         yield how.body.encode()
         return

@@ -11,6 +11,7 @@ headers each dialect sends, bearer auth, and the stream as server-sent events.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.metadata
 import posixpath
 from collections.abc import Awaitable, Callable, Iterable
@@ -424,11 +425,15 @@ def _admin_op(name: str, responses: Json, body: Json | None = None) -> Json:
 def routes(mock: Mock) -> list[Route]:
     """`GET <dialect root>/openapi.json` for each mount, and `GET /__mock/openapi.json`."""
 
-    def serve(document: Json) -> Callable[[Request], Awaitable[Response]]:
-        body = orjson.dumps(document)  # built once per app: the schemas never change under it
+    def serve(document: Callable[[], Json]) -> Callable[[Request], Awaitable[Response]]:
+        # Built on the first request, then kept: the schemas never change under it, and a
+        # server nobody asks for its documents never reads the schema files.
+        built: list[bytes] = []
 
         async def openapi(request: Request) -> Response:
-            return Response(body, media_type="application/json")
+            if not built:
+                built.append(orjson.dumps(document()))
+            return Response(built[0], media_type="application/json")
 
         return openapi
 
@@ -437,7 +442,7 @@ def routes(mock: Mock) -> list[Route]:
         if dialect.name not in CHAT_ERRORS:
             continue  # the Anthropic Messages surface is not described here yet
         era = mock.era(dialect, {})
-        document = dialect_document(prefix, dialect, era)
+        document = functools.partial(dialect_document, prefix, dialect, era)
         out.append(Route(prefix + dialect.home + "/openapi.json", serve(document)))
-    out.append(Route(ADMIN_PREFIX + "openapi.json", serve(admin_document())))
+    out.append(Route(ADMIN_PREFIX + "openapi.json", serve(admin_document)))
     return out

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mockserver.cassette import MODES
 from mockserver.dialects import DIALECTS
 from mockserver.handle import DEFAULT_API_KEY, NamespacedMock, RemoteMock, namespace_for
-from mockserver.replay import MODES
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 

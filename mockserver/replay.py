@@ -26,6 +26,7 @@ from mockserver import cassette as tape_format
 from mockserver.cassette import (
     DEFAULT_IGNORE,
     DEFAULT_REDACTION,
+    MODES,
     Cassette,
     Interaction,
     Json,
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mockserver")
 
-MODES = ("none", "once", "new_episodes", "all")
 CASSETTE_HEADER = "x-mock-cassette"
 MISS_HEADER = "x-mock-cassette-miss"
 DONE = b"data: [DONE]\n\n"

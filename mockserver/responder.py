@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockserver import arguments, textgen, tokens
+from mockserver import textgen, tokens
 from mockserver.scenario import Reply, ToolCall
 from mockserver.usage import PromptCache, Usage
 from mockserver.validation import ChatRequest
@@ -231,6 +231,9 @@ class Responder:
         answered = chat.messages[-1].get("role") == "tool"
         if answered and chat.tool_choice != "required" and not isinstance(chat.tool_choice, dict):
             return ()  # the tool's result is in: answer in words
+        # Imported here: it brings jsonschema, which no other request needs (memory, start-up).
+        from mockserver import arguments
+
         arguments.check_tools(chat.tools)
         if isinstance(chat.tool_choice, dict):
             name = chat.tool_choice["function"]["name"]

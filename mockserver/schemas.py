@@ -13,14 +13,17 @@ import json
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, relevance
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from typing import TYPE_CHECKING, Any
 
 from mockserver.resources import data_dir
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+    from referencing import Registry
+
+# jsonschema and referencing are imported when a schema is first checked: serving requests
+# needs neither (the OpenAPI documents read the files as plain JSON), and they are megabytes.
 
 # `.invalid` is a reserved TLD: the URIs can never point anywhere, and the registry below has no
 # `retrieve` hook, so a `$ref` to a missing file fails as Unresolvable instead of going online.
@@ -59,6 +62,10 @@ def load(name: str) -> dict[str, Any]:
 @cache
 def registry() -> Registry[Any]:
     """All schemas, each registered under `BASE_URI + <name>`."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     resources: list[tuple[str, Resource[Any]]] = []
     for name in names():
         contents = load(name)
@@ -72,6 +79,8 @@ def registry() -> Registry[Any]:
 @cache
 def validator(name: str) -> Draft202012Validator:
     """A validator for the schema at `name`, e.g. `"acedata/error.schema.json"`."""
+    from jsonschema import Draft202012Validator
+
     load(name)  # unknown names fail with a KeyError that says where we looked
     # Validating against a one-line `$ref` wrapper, rather than the file's own dict, gives the
     # file its registered URI as base, which its relative `$ref`s need.
@@ -92,6 +101,8 @@ def problems(name: str, instance: object) -> list[str]:
 
     Each entry reads like `"$.usage.prompt_tokens: -1 is less than the minimum of 0"`.
     """
+    from jsonschema.exceptions import relevance
+
     # `relevance` orders deeper paths first, then siblings in document order.
     leaves = sorted(_leaves(validator(name).iter_errors(instance)), key=relevance)
     found: list[str] = []

@@ -19,7 +19,7 @@ DONE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs a setattr call per field, per token
 class Delta:
     """One chunk's worth of a choice: the delta object, and the finish reason on the last one."""
 
@@ -68,7 +68,7 @@ def sse(payloads: Iterable[Json], dumps: Callable[[Any], bytes]) -> Iterator[byt
     raw newline, so nothing in a prompt or reply can break the framing. Lazy: a frame is
     built when delivery asks for it, so the first one leaves before the last is made."""
     for payload in payloads:
-        yield b"data: " + dumps(payload) + b"\n\n"
+        yield b"data: %b\n\n" % dumps(payload)
     yield DONE
 
 

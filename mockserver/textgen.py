@@ -67,7 +67,9 @@ def rng_for(seed: int, request: Any, index: int = 0) -> random.Random:
 
 
 def reply_text(rng: random.Random, topic: str = "") -> str:
-    words = topic.split()
+    words = topic.split(maxsplit=6)[
+        :6
+    ]  # only the first six are used: a long prompt is not split whole
     lead = rng.choice(OPENERS)
     if words:
         lead += f" You asked about “{' '.join(words[:6])}”."

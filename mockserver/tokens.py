@@ -91,6 +91,7 @@ def cache_bytes() -> int:
 
 def clear_cache() -> None:
     _encoded.clear()
+    _pieces.clear()
 
 
 def count(text: str) -> int:
@@ -269,10 +270,28 @@ def token_bytes(token_id: int) -> bytes:
     return token.encode("utf-8")  # an added (special) token is stored as plain text
 
 
+# A canned reply is streamed again and again: its pieces are split once. Bounded like the
+# encode cache (a piece costs a list slot and a small str object, ~60 bytes, plus its text).
+PIECES_CACHE_BYTES = 4 * 1024 * 1024
+_pieces: ByteBoundedCache[str, tuple[str, ...]] = ByteBoundedCache(
+    PIECES_CACHE_BYTES, lambda text, split: 100 + 2 * len(text) + 60 * len(split)
+)
+
+
 def pieces(text: str) -> list[str]:
     """The text as the live API streams it: one piece per token. A token that ends inside a
     UTF-8 character gives an empty piece, and all of its text (a leading space included)
     arrives with the next one: the capture shows `""` then `" 😊"`."""
+    if not text:
+        return []
+    split = _pieces.get(text)
+    if split is None:
+        split = tuple(_split(text))
+        _pieces.put(text, split)
+    return list(split)
+
+
+def _split(text: str) -> list[str]:
     out: list[str] = []
     pending = b""
     for token_id in encode(text):

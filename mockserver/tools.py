@@ -14,7 +14,6 @@ from typing import Any
 
 from mockserver import cassette as tape_format
 from mockserver.dialects import DIALECTS, Dialect
-from mockserver.replay import MODES
 
 log = logging.getLogger("mockserver")
 
@@ -52,7 +51,7 @@ def add_replay_options(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--cassette", default="default", metavar="NAME", help="the default one")
     group.add_argument(
         "--record-mode",
-        choices=MODES,
+        choices=tape_format.MODES,
         default="none",
         help="none: replay only, never the network; once: record a cassette that does not "
         "exist yet; new_episodes: record what has no recording; all: record everything again",
