@@ -33,7 +33,7 @@ from mockserver.scenario import rule_to_json, rules_from_json
 from mockserver.state import namespace_of
 
 if TYPE_CHECKING:
-    from mockserver.app import Mock
+    from mockserver.context import Mock
 
 PREFIX = ADMIN_PREFIX.rstrip("/")
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")

@@ -8,8 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -21,9 +20,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
-from mockserver import admin, openapi, textgen, tokens, ui
+from mockserver import admin, openapi, textgen, ui
 from mockserver.anthropic import ANTHROPIC
-from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment, packaged, read_catalog
+from mockserver.catalog import Catalog, Era, era_moment, packaged, read_catalog
+from mockserver.context import Mock
 from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.direct import DirectRoutes, Handler
@@ -44,107 +44,20 @@ from mockserver.responder import Completion, Responder
 from mockserver.scenario import ErrorReply, Reply, Rule, load_rules
 from mockserver.settings import Settings
 from mockserver.state import (
-    DEFAULT_NAMESPACE,
-    Account,
     JournalBook,
-    Limits,
-    RuleBook,
     Space,
-    Store,
     namespace_in_scope,
-    namespace_of,
     open_store,
 )
 from mockserver.streaming import KEEP_ALIVE
-from mockserver.validated import Validated
 from mockserver.validation import ChatRequest, parse_body
-from mockserver.wire import BodyStream, OpenBodies
+from mockserver.wire import BodyStream
 
 if TYPE_CHECKING:
     from mockserver.replay import Tapes
 
 log = logging.getLogger("mockserver")
 Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
-
-
-@dataclass(frozen=True, slots=True)
-class Mock:
-    """What the handlers share, built once per app. Nothing global: what requests change
-    lives in `store`, one space per namespace (mockserver/state)."""
-
-    settings: Settings
-    store: Store
-    responder: Responder
-    mounts: tuple[tuple[str, Dialect], ...]
-    catalogs: Mapping[str, Catalog]
-    moment: datetime  # the date the server behaves as of (--era)
-    startup: tuple[Rule, ...] = ()
-    bodies: OpenBodies = field(default_factory=OpenBodies)
-    tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
-    validated: Validated = field(default_factory=Validated)  # accepted bodies, by their bytes
-
-    def space(self, headers: Mapping[str, str]) -> Space:
-        """The state of the request's namespace (`X-Mock-Namespace`, else the default)."""
-        return self.store.space(namespace_of(headers))
-
-    # The default namespace's parts, for code and tests that use one namespace.
-    @property
-    def scenario(self) -> RuleBook:
-        return self.store.space().scenario
-
-    @property
-    def journal(self) -> JournalBook:
-        return self.store.space().journal
-
-    @property
-    def limiter(self) -> Limits:
-        return self.store.space().limiter
-
-    @property
-    def balance(self) -> Account:
-        return self.store.space().balance
-
-    def reset(self, namespace: str = DEFAULT_NAMESPACE) -> None:
-        """A namespace back to how the server started: its own rules, an empty journal, a cold
-        cache, fresh limits and balance."""
-        self.store.space(namespace).reset(self.startup)
-        if self.tapes is not None:
-            self.tapes.reset()
-        self.responder.cache.clear()
-        self.validated.clear()
-        tokens.clear_cache()
-
-    def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:
-        """The era this request is answered in: `X-Mock-Era`, else the server's."""
-        catalog = self.catalogs[dialect.catalog_name or dialect.name]
-        asked = headers.get(ERA_HEADER)
-        if not asked:
-            return catalog.at(self.moment)
-        try:
-            return catalog.at(era_moment(asked, self.catalogs.values()))
-        except ValueError as exc:
-            raise ApiError("invalid_request", f"{ERA_HEADER}: {exc}") from None
-
-    def url_for(self, root: str, dialect: str) -> str:
-        """The base URL of one dialect on a server at `root` (AI/ML sits under a prefix when
-        shared); `"anthropic"` gives DeepSeek's Anthropic API, the `anthropic` SDK's."""
-        for prefix, mounted in self.mounts:
-            if mounted.name == dialect:
-                return root + prefix + mounted.sdk_path
-        raise ValueError(f"this server does not speak {dialect!r}")
-
-    def named(self, name: str) -> Dialect:
-        return next(dialect for _, dialect in self.mounts if dialect.name == name)
-
-    def dialect_for(self, path: str) -> Dialect:
-        """The dialect whose envelope an unrouted path gets: the longest matching prefix."""
-        best = self.mounts[0][1]
-        length = -1
-        for prefix, dialect in self.mounts:
-            owned = prefix + dialect.home
-            if path.startswith(owned) and len(owned) > length:
-                best, length = dialect, len(owned)
-        return best
 
 
 # Other wire formats a provider serves beside its chat completions, on the same server.

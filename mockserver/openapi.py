@@ -29,7 +29,7 @@ from mockserver.journal import ADMIN_PREFIX
 from mockserver.schemas import load, names
 
 if TYPE_CHECKING:
-    from mockserver.app import Mock
+    from mockserver.context import Mock
 
 Json = dict[str, Any]
 COMPONENTS = "#/components/schemas/"

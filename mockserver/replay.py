@@ -53,7 +53,7 @@ from mockserver.settings import Settings
 from mockserver.wire import BodyStream
 
 if TYPE_CHECKING:
-    from mockserver.app import Mock
+    from mockserver.context import Mock
 
 log = logging.getLogger("mockserver")
 

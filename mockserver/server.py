@@ -14,8 +14,9 @@ from typing import Self
 
 from starlette.types import ASGIApp
 
-from mockserver.app import Mock, create_app
+from mockserver.app import create_app
 from mockserver.connections import MockUvicorn, uvicorn_config
+from mockserver.context import Mock
 from mockserver.scenario import Rule
 from mockserver.settings import Settings
 from mockserver.state import JournalBook, RuleBook, Space

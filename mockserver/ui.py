@@ -28,7 +28,7 @@ from mockserver.journal import ADMIN_PREFIX
 from mockserver.wire import BodyStream, OpenBodies
 
 if TYPE_CHECKING:
-    from mockserver.app import Mock
+    from mockserver.context import Mock
     from mockserver.state import Space
 
 PAGE = ADMIN_PREFIX + "ui"

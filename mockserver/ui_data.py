@@ -15,7 +15,7 @@ import orjson
 from mockserver.journal import DATA, DONE, ERROR, FRAMES_HEAD, KEEP_ALIVE, Batch, Entry
 
 if TYPE_CHECKING:
-    from mockserver.app import Mock
+    from mockserver.context import Mock
     from mockserver.state import Space
 
 Json = dict[str, Any]

@@ -1,0 +1,114 @@
+"""What a server's handlers share: its settings, its dialects and eras, its responder, and
+its state (`store`, one space per namespace). The app builds one; the admin API, the live page,
+the OpenAPI documents and replay read it, without importing the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from mockserver import tokens
+from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment
+from mockserver.dialects import Dialect
+from mockserver.errors import ApiError
+from mockserver.responder import Responder
+from mockserver.scenario import Rule
+from mockserver.settings import Settings
+from mockserver.state import (
+    DEFAULT_NAMESPACE,
+    Account,
+    JournalBook,
+    Limits,
+    RuleBook,
+    Space,
+    Store,
+    namespace_of,
+)
+from mockserver.validated import Validated
+from mockserver.wire import OpenBodies
+
+if TYPE_CHECKING:
+    from mockserver.replay import Tapes
+
+
+@dataclass(frozen=True, slots=True)
+class Mock:
+    """What the handlers share, built once per app. Nothing global: what requests change
+    lives in `store`, one space per namespace (mockserver/state)."""
+
+    settings: Settings
+    store: Store
+    responder: Responder
+    mounts: tuple[tuple[str, Dialect], ...]
+    catalogs: Mapping[str, Catalog]
+    moment: datetime  # the date the server behaves as of (--era)
+    startup: tuple[Rule, ...] = ()
+    bodies: OpenBodies = field(default_factory=OpenBodies)
+    tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
+    validated: Validated = field(default_factory=Validated)  # accepted bodies, by their bytes
+
+    def space(self, headers: Mapping[str, str]) -> Space:
+        """The state of the request's namespace (`X-Mock-Namespace`, else the default)."""
+        return self.store.space(namespace_of(headers))
+
+    # The default namespace's parts, for code and tests that use one namespace.
+    @property
+    def scenario(self) -> RuleBook:
+        return self.store.space().scenario
+
+    @property
+    def journal(self) -> JournalBook:
+        return self.store.space().journal
+
+    @property
+    def limiter(self) -> Limits:
+        return self.store.space().limiter
+
+    @property
+    def balance(self) -> Account:
+        return self.store.space().balance
+
+    def reset(self, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """A namespace back to how the server started: its own rules, an empty journal, a cold
+        cache, fresh limits and balance."""
+        self.store.space(namespace).reset(self.startup)
+        if self.tapes is not None:
+            self.tapes.reset()
+        self.responder.cache.clear()
+        self.validated.clear()
+        tokens.clear_cache()
+
+    def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:
+        """The era this request is answered in: `X-Mock-Era`, else the server's."""
+        catalog = self.catalogs[dialect.catalog_name or dialect.name]
+        asked = headers.get(ERA_HEADER)
+        if not asked:
+            return catalog.at(self.moment)
+        try:
+            return catalog.at(era_moment(asked, self.catalogs.values()))
+        except ValueError as exc:
+            raise ApiError("invalid_request", f"{ERA_HEADER}: {exc}") from None
+
+    def url_for(self, root: str, dialect: str) -> str:
+        """The base URL of one dialect on a server at `root` (AI/ML sits under a prefix when
+        shared); `"anthropic"` gives DeepSeek's Anthropic API, the `anthropic` SDK's."""
+        for prefix, mounted in self.mounts:
+            if mounted.name == dialect:
+                return root + prefix + mounted.sdk_path
+        raise ValueError(f"this server does not speak {dialect!r}")
+
+    def named(self, name: str) -> Dialect:
+        return next(dialect for _, dialect in self.mounts if dialect.name == name)
+
+    def dialect_for(self, path: str) -> Dialect:
+        """The dialect whose envelope an unrouted path gets: the longest matching prefix."""
+        best = self.mounts[0][1]
+        length = -1
+        for prefix, dialect in self.mounts:
+            owned = prefix + dialect.home
+            if path.startswith(owned) and len(owned) > length:
+                best, length = dialect, len(owned)
+        return best
