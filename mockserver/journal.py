@@ -36,6 +36,10 @@ HEADERS_KEEP = 32 * 1024  # characters of header names and values kept per entry
 JOURNAL_BYTES = 32 * 1024 * 1024  # all entries together; the oldest go first
 ENTRY_OVERHEAD = 512  # an entry's own fields, roughly
 FRAME_COST = 128  # one kept frame, roughly
+# Open exchanges that keep their response as it is written (its body and frames, up to ~100 KiB
+# each): past this many at once, an exchange is journaled without them, so 10,000 open streams
+# cost the journal what 256 do.
+CAPTURING_MAX = 256
 ADMIN_PREFIX = "/__mock/"
 # What a stream frame was. Told apart by its first bytes, so a frame costs a find and a few
 # prefix tests, never a parse.
@@ -114,6 +118,7 @@ class Entry:
     # FRAMES_HEAD and the last FRAMES_TAIL; kind is one of FRAME_KINDS.
     frames: list[tuple[float, int, str]] = field(default_factory=list)
     frames_dropped: int = 0  # frames between the head and the tail, not kept
+    response_kept: bool = True  # False: more than CAPTURING_MAX exchanges were open at once
 
     @property
     def json(self) -> Any:
@@ -142,7 +147,8 @@ class Entry:
         data["response"] = {
             "headers": data.pop("response_headers"),
             "body": data.pop("response_body"),
-            "truncated": self.bytes > BODY_KEEP,
+            "truncated": self.bytes > BODY_KEEP or not self.response_kept,
+            "kept": data.pop("response_kept"),
             "frames": data.pop("frames"),
             "frames_dropped": data.pop("frames_dropped"),
         }
@@ -435,6 +441,7 @@ class JournalMiddleware:
                 return only
 
         self.journal_for = journal_for
+        self.capturing = 0  # open exchanges keeping their response (one event loop: no lock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The admin API is how tests read the journal: recording it would only add noise.
@@ -458,12 +465,16 @@ class JournalMiddleware:
         answer = bytearray()
         frames: FrameLog | None = None  # a stream's frames, once it is known to be one
         recorded = False
+        capture = self.capturing < CAPTURING_MAX
+        entry.response_kept = capture
+        self.capturing += capture
 
         async def finish() -> None:
             nonlocal recorded
             if recorded:
                 return
             recorded = True
+            self.capturing -= capture
             state = scope.get("state") or {}
             entry.dialect = state.get("dialect")
             entry.rule = state.get("rule")
@@ -492,12 +503,13 @@ class JournalMiddleware:
                 entry.status = message["status"]
                 entry.ttfb_ms = (time.perf_counter() - clock) * 1000
                 entry.response_headers = redact_headers(message.get("headers", ()))[0]
-                if entry.status == 200 and (scope.get("state") or {}).get("stream"):
+                stream = (scope.get("state") or {}).get("stream")
+                if capture and entry.status == 200 and stream:
                     frames = FrameLog()
             elif message["type"] == "http.response.body":
                 chunk = message.get("body", b"")
                 entry.bytes += len(chunk)
-                if len(answer) < BODY_KEEP:
+                if capture and len(answer) < BODY_KEEP:
                     answer.extend(chunk[: BODY_KEEP - len(answer)])
                 if frames is not None and chunk:
                     frames.write(chunk, (time.perf_counter() - clock) * 1000)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import httpx
 import pytest
 
-from mockserver.delivery import split_awkwardly
+from mockserver import journal as journal_module
+from mockserver.delivery import Delivery, split_awkwardly
 from mockserver.journal import (
     BODY_KEEP,
     DATA,
@@ -22,7 +24,7 @@ from mockserver.journal import (
     FrameLog,
     Journal,
 )
-from mockserver.scenario import Reply, Rule
+from mockserver.scenario import Match, Reply, Rule
 from mockserver.server import MockServer
 from mockserver.settings import Settings
 from tests.conftest import LATE_2025
@@ -253,3 +255,37 @@ def test_a_long_answer_is_kept_up_to_its_bounds(mock: MockServer) -> None:
     assert entry.frames[-1][2] == DONE
     (shown,) = httpx.get(mock.url + "/__mock/journal").json()["entries"]
     assert shown["response"]["truncated"] is True
+
+
+def test_past_the_capture_cap_an_exchange_is_journaled_without_its_response(
+    mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many streams are open, only CAPTURING_MAX of them keep their response for the
+    journal at once: the next is recorded whole but for its body and frames, and the cap frees
+    again as they end."""
+    monkeypatch.setattr(journal_module, "CAPTURING_MAX", 1)
+    mock.add(Rule(name="slow", match=Match(prompt=re.compile("slow")), delivery=Delivery(gap=0.05)))
+    auth = {"Authorization": "Bearer sk-test"}
+    slow = {
+        "model": "deepseek-chat",
+        "stream": True,
+        "messages": [{"role": "user", "content": "slow"}],
+    }
+    quick = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(base_url=mock.url, headers=auth, timeout=30) as client:
+        with client.stream("POST", "/chat/completions", json=slow) as held:
+            chunks = held.iter_raw()  # kept: a dropped iterator closes the response
+            next(chunks)  # the slow stream is open and keeps its response
+            assert client.post("/chat/completions", json=quick).status_code == 200
+            for _ in chunks:
+                pass
+        assert client.post("/chat/completions", json=quick).status_code == 200
+    uncaptured, first, again = mock.journal.wait_for(3)  # in the order they were recorded
+    assert (uncaptured.response_kept, uncaptured.response_body, uncaptured.bytes > 0) == (
+        False,
+        "",
+        True,
+    )
+    assert uncaptured.to_json()["response"]["truncated"] is True
+    assert first.response_kept and first.frames and first.response_body.startswith("data: ")
+    assert again.response_kept and again.response_body.startswith("{")

@@ -295,7 +295,9 @@
       }
       response.append(frames);
     } else {
-      const cut = data.response.truncated ? " (the first 64 KiB)" : "";
+      const cut = !data.response.kept
+        ? " not kept: more than 256 exchanges were open at once"
+        : data.response.truncated ? " (the first 64 KiB)" : "";
       response.append(el("h4", "body" + cut));
       response.append(el("pre", pretty(null, data.response.body), "body"));
     }
