@@ -52,6 +52,11 @@ class Unsatisfiable(Exception):
     """The bounds ran out, or the schema asks for something the generator cannot make."""
 
 
+class OutOfTime(Unsatisfiable):
+    """The time budget ran out: on a busy machine, perhaps before an attempt found the real
+    reason, so an earlier attempt's reason is the one to tell."""
+
+
 @dataclass(frozen=True, slots=True)
 class Checked:
     """A tool schema checked once: its validator, or why it is not a valid schema."""
@@ -117,6 +122,9 @@ def arguments_for(function: dict[str, Any], rng: random.Random) -> str:
             value = _Run(schema, rng, deadline).top()
             encoded = orjson.dumps(value)
             error = best_match(check.validator.iter_errors(value))
+        except OutOfTime as exc:
+            if reason == "no attempt was made":
+                reason = str(exc)
         except Unsatisfiable as exc:
             reason = str(exc)
         except (Unresolvable, orjson.JSONEncodeError) as exc:
@@ -250,7 +258,7 @@ class _Run:
         if self.values > MAX_VALUES:
             raise Unsatisfiable(f"the value would need more than {MAX_VALUES} parts")
         if self.values % 64 == 0 and time.monotonic() > self.deadline:
-            raise Unsatisfiable(f"generation took longer than {TIME_BUDGET} s")
+            raise OutOfTime(f"generation took longer than {TIME_BUDGET} s")
 
     def resolve(self, schema: Any, depth: int) -> dict[str, Any]:
         """`$ref` followed and `allOf` folded in, until neither is left."""
