@@ -411,6 +411,12 @@ async def render_error(request: Request, exc: Exception) -> Response:
         error = ApiError.for_status(exc.status_code, headers=dict(exc.headers or {}))
     elif isinstance(exc, ConnectionDropped):
         error = ApiError("server_error")  # asked for: the response has started, nothing is sent
+    elif isinstance(exc, mock.store.unavailable):
+        # Not the mock's bug but its store's absence: say so, and keep the log to one line.
+        error = ApiError(
+            "overloaded",
+            f"the shared state ({mock.store.describe()}) is unreachable: {exc}",
+        )
     else:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
         error = ApiError("server_error")

@@ -288,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--journal-size", type=int, default=1000, help="exchanges kept in the journal")
     shared = serve.add_argument_group(
         "shared state (several workers and instances as one mock)",
-        "Rules and their counts, the journal, the limits, the balance and the prompt cache live "
-        "in one store. Each request may name a namespace (header X-Mock-Namespace) with state "
-        "of its own, so parallel tests share a server without seeing each other's rules.",
+        "Rules and their counts, the journal, the limits, the balance and the prompt cache\n"
+        "live in one store. Each request may name a namespace (header X-Mock-Namespace, or\n"
+        "a path under /ns/NAME/) with state of its own, so parallel tests share a server\n"
+        "without seeing each other's rules.",
     )
     shared.add_argument(
         "--state",
@@ -398,7 +399,8 @@ def serve(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings_from(args), rules=faults)
         if settings.workers > 1 and settings.state in (None, "memory"):
             raise ValueError(
-                f"--workers {settings.workers} needs a shared state: each worker would keep "
+                f"--workers {settings.workers} (or DEEPSEEK_MOCK_WORKERS) needs a shared state: "
+                "each worker would keep "
                 "its own rules, journal and limits, so `times` and limits would count per "
                 "worker. Start Redis and add --state redis://127.0.0.1:6379/0"
             )

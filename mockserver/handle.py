@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -131,6 +132,11 @@ class RemoteMock:
         admin_token: str | None = None,
         api_key: str = DEFAULT_API_KEY,
     ) -> None:
+        if urlsplit(url).path.strip("/"):
+            raise ConnectionError(
+                f"{url}: give the server's root URL (such as http://127.0.0.1:8000); each test "
+                "gets a namespace of its own there"
+            )
         self.root = url.rstrip("/")
         self.namespace = namespace
         self.settings: Settings | None = None

@@ -100,7 +100,7 @@ class Entry:
     rule: str | None = None
     status: int | None = None  # None: no response started (the client left first)
     stream: bool = False
-    complete: bool = False  # the last byte went out (False: cut, reset, stalled or disconnected)
+    complete: bool = False  # the last byte went out (False: reset, stalled or disconnected)
     bytes: int = 0
     started: float = 0.0
     ttfb_ms: float | None = None

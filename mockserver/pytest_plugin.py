@@ -217,7 +217,8 @@ def _namespaced(request: pytest.FixtureRequest) -> NamespacedMock | RemoteMock:
                 url, namespace, admin_token=os.environ.get("DEEPSEEK_MOCK_ADMIN_TOKEN")
             )
         except ConnectionError as exc:
-            pytest.fail(f"--deepseek-mock-url: {exc}", pytrace=False)
+            problem = str(exc)  # failed outside the except: one message, not a chain of two
+        pytest.fail(f"--deepseek-mock-url: {problem}", pytrace=False)
     # Looked up only here, so a run whose tests all bring their own settings never starts it.
     return NamespacedMock(request.getfixturevalue("deepseek_mock_server"), namespace)
 

@@ -61,6 +61,11 @@ def check_page_request(request: Request, token: str | None) -> None:
     """The admin API's guard. A browser cannot put a header on a link or an event stream, so
     the token may come as `?token=` as well (the access log and the journal never keep it)."""
     sent = request.query_params.get("token")
+    if token is not None and sent is None and "authorization" not in request.headers:
+        admin.check_request(request, None)  # the other checks first, then what a browser can do
+        raise ApiError(
+            "invalid_key", "the page needs the admin token: ?token=<token> on its address"
+        )
     if token is None or sent is None or "authorization" in request.headers:
         admin.check_request(request, token)
         return
@@ -156,7 +161,7 @@ def routes(mock: Mock) -> list[Route]:
 
         shown = await anyio.to_thread.run_sync(look)
         if shown is None:
-            raise ApiError("not_found", f"exchange {seq} is no longer in the journal")
+            raise ApiError("not_found", f"exchange {seq} is not in the journal (or no longer)")
         return Response(
             shown,
             media_type="application/json",

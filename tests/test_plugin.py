@@ -380,3 +380,12 @@ def test_a_shared_url_nobody_serves_fails_the_test_at_once(suite: pytest.Pyteste
     result = suite.runpytest("--deepseek-mock-url=http://127.0.0.1:1")
     result.assert_outcomes(errors=1)
     assert "no deepseek-mock answers at http://127.0.0.1:1" in result.stdout.str()
+
+
+def test_a_shared_url_with_a_path_is_refused_at_once(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_shared="def test_x(deepseek_mock):\n    pass\n")
+    with MockServer() as shared:
+        result = suite.runpytest(f"--deepseek-mock-url={shared.url}/ns/foo")
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "give the server's root URL" in out and "During handling" not in out

@@ -153,7 +153,7 @@ def test_workers_above_one_need_a_shared_store() -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert "--workers 2 needs a shared state" in done.stderr
+    assert "--workers 2 (or DEEPSEEK_MOCK_WORKERS) needs a shared state" in done.stderr
     assert "--state redis://" in done.stderr
 
 
@@ -304,3 +304,28 @@ def test_a_bad_namespace_gets_a_clear_400(redis_db: str) -> None:
         )
         assert reply.status_code == 400
         assert "not a namespace name" in reply.json()["error"]["message"]
+
+
+def test_while_redis_is_away_requests_get_a_503_that_says_so() -> None:
+    """A store that cannot be reached is not a bug of the mock's: every request, the admin
+    API's too, gets a 503 in its dialect's envelope naming the store."""
+    from mockserver.server import MockServer
+    from tests.redis_server import redis_server
+
+    redis_alive = ExitStack()
+    url = redis_alive.enter_context(redis_server()) + "/0"
+    try:
+        with MockServer(state=url) as server:
+            chat = server.url + "/chat/completions"
+            assert httpx.post(chat, json=CHAT, headers=AUTH).status_code == 200
+            redis_alive.close()  # redis-server stops; the mock goes on
+            away = httpx.post(chat, json=CHAT, headers=AUTH)
+            assert away.status_code == 503, away.text
+            assert (
+                f"the shared state (redis at {url}) is unreachable"
+                in away.json()["error"]["message"]
+            )
+            health = httpx.get(server.url + "/__mock/health")
+            assert health.status_code == 503 and "unreachable" in health.text
+    finally:
+        redis_alive.close()

@@ -41,8 +41,8 @@ def namespace_of(headers: Mapping[str, str]) -> str:
     if _NAME.fullmatch(name) is None:
         raise ApiError(
             "invalid_request",
-            f"X-Mock-Namespace: {name[:64]!r} is not a namespace name: 1 to 128 letters, "
-            "digits and . _ : / -, starting with a letter or digit",
+            f"namespace {name[:64]!r} (X-Mock-Namespace or /ns/NAME/) is not a namespace name: "
+            "1 to 128 letters, digits and . _ : / -, starting with a letter or digit",
         )
     return name
 
@@ -163,6 +163,12 @@ class Store(Protocol):
         ...
 
     def describe(self) -> str: ...
+
+    @property
+    def unavailable(self) -> tuple[type[BaseException], ...]:
+        """The errors that mean the store cannot be reached (answered with a 503)."""
+        ...
+
     def close(self) -> None: ...
     async def aclose(self) -> None:
         """Close what the request path opened on the running event loop."""

@@ -25,6 +25,7 @@ NAMESPACE_JOURNAL_BYTES = JOURNAL_BYTES // 32  # 1 MiB: a test's journal, not a 
 
 class MemoryStore:
     shared = False
+    unavailable: tuple[type[BaseException], ...] = ()
 
     def __init__(self, settings: Settings, startup: Sequence[Rule]) -> None:
         self._settings = settings

@@ -199,6 +199,7 @@ class RedisStore:
                 "--state redis:// needs the redis package: pip install 'deepseek-mock[redis]'"
             ) from None
         self.url = url
+        self.unavailable: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self.settings = settings
         self.startup = tuple(startup)
         # One connection for the request path: a pooled command polls its socket first (one
