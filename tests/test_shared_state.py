@@ -144,38 +144,22 @@ def post_all(
     )
 
 
+def _refused(*args: str) -> str:
+    """`serve` with these options, which must refuse to start (exit 2): what it said."""
+    command = [sys.executable, "-m", "mockserver", "serve", "--port", "0", *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    return done.stderr
+
+
 def test_workers_above_one_need_a_shared_store() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--workers", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert "--workers 2 (or DEEPSEEK_MOCK_WORKERS) needs a shared state" in done.stderr
-    assert "--state redis://" in done.stderr
+    said = _refused("--workers", "2")
+    assert "--workers 2 (or DEEPSEEK_MOCK_WORKERS) needs a shared state" in said
+    assert "--state redis://" in said
 
 
 def test_an_unreachable_redis_is_refused_at_start_up() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mockserver",
-            "serve",
-            "--port",
-            "0",
-            "--state",
-            "redis://127.0.0.1:1/0",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert "cannot reach Redis" in done.stderr
+    assert "cannot reach Redis" in _refused("--state", "redis://127.0.0.1:1/0")
 
 
 def test_four_workers_count_as_one(redis_db: str) -> None:
