@@ -46,7 +46,6 @@ from mockserver.settings import Settings
 from mockserver.state import (
     JournalBook,
     Space,
-    namespace_in_scope,
     open_store,
 )
 from mockserver.streaming import KEEP_ALIVE
@@ -224,7 +223,7 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             mock.validated.put(raw, path, dialect.name, chat)
         request.state.stream = chat.stream
         fault = header_fault(request.headers)
-        space = mock.space(request.headers)
+        space = mock.space_in(request.scope)
         # The account admits the request before any rule sees it: a request refused with 429
         # or 402 must not use up a rule's `times` (nor draw its probability).
         space.balance.check()
@@ -371,7 +370,7 @@ def journal_of(mock: Mock, scope: Scope) -> JournalBook:
     """The journal of the namespace a request names; a name the endpoint will refuse is
     recorded in the default namespace, so its 400 is not lost."""
     try:
-        return mock.store.space(namespace_in_scope(scope)).journal
+        return mock.space_in(scope).journal
     except ApiError:
         return mock.store.space().journal
 

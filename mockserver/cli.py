@@ -428,8 +428,9 @@ def serve(args: argparse.Namespace) -> int:
     log.info(
         "era: %s as of %s (--era to change): %s", era.name, f"{mock.moment:%Y-%m-%d}", era.title
     )
-    if mock.scenario.rules:
-        log.info("rules: %s", ", ".join(rule.name for rule in mock.scenario.rules))
+    rules = mock.store.space().scenario.rules
+    if rules:
+        log.info("rules: %s", ", ".join(rule.name for rule in rules))
     log.info("admin API: http://%s:%d/__mock/ (health, journal, scenario, reset)", host, port)
     log.info("live page: http://%s:%d/__mock/ui (the journal as it happens)", host, port)
     log.info("state: %s", mock.store.describe())

@@ -5,10 +5,10 @@ the OpenAPI documents and replay read it, without importing the app.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mockserver import tokens
 from mockserver.catalog import ERA_HEADER, Catalog, Era, era_moment
@@ -19,12 +19,9 @@ from mockserver.scenario import Rule
 from mockserver.settings import Settings
 from mockserver.state import (
     DEFAULT_NAMESPACE,
-    Account,
-    JournalBook,
-    Limits,
-    RuleBook,
     Space,
     Store,
+    namespace_in_scope,
     namespace_of,
 )
 from mockserver.validated import Validated
@@ -32,6 +29,8 @@ from mockserver.wire import OpenBodies
 
 if TYPE_CHECKING:
     from mockserver.replay import Tapes
+
+SPACE_KEY = "mock.space"  # where a request's space is kept in its scope's state
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +53,14 @@ class Mock:
         """The state of the request's namespace (`X-Mock-Namespace`, else the default)."""
         return self.store.space(namespace_of(headers))
 
-    # The default namespace's parts, for code and tests that use one namespace.
-    @property
-    def scenario(self) -> RuleBook:
-        return self.store.space().scenario
-
-    @property
-    def journal(self) -> JournalBook:
-        return self.store.space().journal
-
-    @property
-    def limiter(self) -> Limits:
-        return self.store.space().limiter
-
-    @property
-    def balance(self) -> Account:
-        return self.store.space().balance
+    def space_in(self, scope: MutableMapping[str, Any]) -> Space:
+        """`space()` for an ASGI request, looked up once: the journal and the endpoint both
+        ask, so it is kept in the request's state. A name that is not allowed raises."""
+        state = scope.setdefault("state", {})
+        found: Space | None = state.get(SPACE_KEY)
+        if found is None:
+            found = state[SPACE_KEY] = self.store.space(namespace_in_scope(scope))
+        return found
 
     def reset(self, namespace: str = DEFAULT_NAMESPACE) -> None:
         """A namespace back to how the server started: its own rules, an empty journal, a cold

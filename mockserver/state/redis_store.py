@@ -50,7 +50,27 @@ PREFIX = "deepseek-mock"
 STARTUP = b"startup"  # the rules key's value while a namespace has its start-up rules
 CACHE_KEYS = 100_000  # prompt-cache prefixes kept per namespace, then a tenth is dropped
 
-DECIDE = """
+# A prompt's prefixes (ARGV[first..], one per whole unit, in order) against the set `key`:
+# how many lead the prompt unbroken, and then all of them remembered (the set is bounded).
+REMEMBER = """
+local function remember(key, first)
+  if first > #ARGV then return 0 end  -- a prompt under one unit: nothing to look up
+  local hit = 0
+  for j = first, #ARGV do
+    if hit == j - first and redis.call('SISMEMBER', key, ARGV[j]) == 1 then
+      hit = hit + 1
+    else
+      redis.call('SADD', key, ARGV[j])
+    end
+  end
+  if redis.call('SCARD', key) > CACHE_CAP then redis.call('SPOP', key, CACHE_DROP) end
+  return hit
+end
+""".replace("CACHE_CAP", str(CACHE_KEYS)).replace("CACHE_DROP", str(CACHE_KEYS // 10))
+
+DECIDE = (
+    REMEMBER
+    + """
 -- KEYS: version, uses, draws, prompt cache. ARGV: the version ('0': none written) the rules
 -- were matched in, the seed, the number of matching rules, then (index, times or -1,
 -- probability, name, 1 if it answers / 0 if it is an error) for each, in order, then the
@@ -79,19 +99,10 @@ for c = 0, n - 1 do
   end
 end
 local hit = 0
-local first = 4 + n * 5
-if answers == 1 and first <= #ARGV then
-  for j = first, #ARGV do
-    if hit == j - first and redis.call('SISMEMBER', KEYS[4], ARGV[j]) == 1 then
-      hit = hit + 1
-    else
-      redis.call('SADD', KEYS[4], ARGV[j])
-    end
-  end
-  if redis.call('SCARD', KEYS[4]) > CACHE_CAP then redis.call('SPOP', KEYS[4], CACHE_DROP) end
-end
+if answers == 1 then hit = remember(KEYS[4], 4 + n * 5) end
 return {chosen, hit}
-""".replace("CACHE_CAP", str(CACHE_KEYS)).replace("CACHE_DROP", str(CACHE_KEYS // 10))
+"""
+)
 
 RECORD = """
 -- KEYS: total, recorded, stream, bytes. ARGV: entry, its cost, size, max bytes, ttl.
@@ -162,19 +173,13 @@ redis.call('SET', KEYS[1], left)
 return left
 """
 
-HIT = """
+HIT = (
+    REMEMBER
+    + """
 -- KEYS: the prefixes seen. ARGV: this prompt's prefixes, one per whole unit, in order.
-local hit = 0
-for i = 1, #ARGV do
-  if hit == i - 1 and redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then
-    hit = i
-  else
-    redis.call('SADD', KEYS[1], ARGV[i])
-  end
-end
-if redis.call('SCARD', KEYS[1]) > tonumber(ARGV_CAP) then redis.call('SPOP', KEYS[1], ARGV_DROP) end
-return hit
-""".replace("ARGV_CAP", str(CACHE_KEYS)).replace("ARGV_DROP", str(CACHE_KEYS // 10))
+return remember(KEYS[1], 1)
+"""
+)
 
 
 SCRIPTS = {

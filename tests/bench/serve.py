@@ -37,7 +37,7 @@ def mock_app(rules: Path | None) -> Starlette:
     # As `deepseek-mock serve` does; the tokenizer loads with the first chat request.
     app = create_app(Settings(dialect="deepseek"))
     for spec in orjson.loads(rules.read_bytes()) if rules else []:
-        app.state.mock.scenario.add(
+        app.state.mock.store.space().scenario.add(
             Rule(
                 name=spec["name"],
                 match=Match(prompt=re.compile(spec["prompt"])),
