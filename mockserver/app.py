@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +20,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
-from mockserver import admin, openapi, textgen, ui
+from mockserver import admin, openapi, templates, textgen, ui
 from mockserver.anthropic import ANTHROPIC
 from mockserver.catalog import Catalog, Era, era_moment, packaged, read_catalog
 from mockserver.context import Mock
-from mockserver.delivery import ConnectionDropped, Delivery, deliver, hold_headers
+from mockserver.delivery import (
+    ConnectionDropped,
+    Delivery,
+    batched,
+    deliver,
+    hold_headers,
+    unpaced,
+)
 from mockserver.dialects import ACEDATA, AIMLAPI, DEEPSEEK, DIALECTS, Dialect
 from mockserver.direct import DirectRoutes, Handler
 from mockserver.errors import ApiError
@@ -49,6 +56,7 @@ from mockserver.state import (
     open_store,
 )
 from mockserver.streaming import KEEP_ALIVE
+from mockserver.templates import Template
 from mockserver.validation import ChatRequest, parse_body
 from mockserver.wire import BodyStream
 
@@ -212,7 +220,9 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
     settings = mock.settings
 
     async def completions(request: Request) -> Response | BodyStream:
-        request.state.dialect = dialect.name
+        # What the journal reads back (`request.state` is this dict, behind a wrapper per use).
+        state = request.scope.setdefault("state", {})
+        state["dialect"] = dialect.name
         path: str = request.scope["path"]  # the route's own: request.url builds a whole URL
         authenticate(request, dialect, settings.api_keys)
         era = mock.era(dialect, request.headers)
@@ -220,8 +230,8 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
         chat = mock.validated.get(raw, path, dialect.name, era)
         if chat is None:
             chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, path))
-            mock.validated.put(raw, path, dialect.name, chat)
-        request.state.stream = chat.stream
+            mock.validated.put(raw, path, dialect.name, era, chat)
+        state["stream"] = chat.stream
         fault = header_fault(request.headers)
         space = mock.space_in(request.scope)
         # The account admits the request before any rule sees it: a request refused with 429
@@ -233,11 +243,11 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
                 rule, cached = fault, space.cached_tokens(chat)
             else:
                 rule, cached = await space.decide(chat, request.headers, dialect.name)
-            request.state.rule = rule.name
+            state["rule"] = rule.name
             if isinstance(rule.reply, ErrorReply):
                 raise error_from(rule.reply)
             how = settings.delivery.merged(rule.delivery).merged(header_delivery(request.headers))
-            request.state.fault = fault_words(how)
+            state["fault"] = fault_words(how)
             response = answer(
                 mock, space, dialect, chat, rule.reply, how, cached, request.headers, shape
             )
@@ -296,6 +306,23 @@ def answer(
     head_delay, how = hold_headers(how)
     model = chat.spec.response_model(chat.thinking)
     completion_id = dialect.completion_id(model, chat.stream)
+    # Delivered whole and unchecked, an answer is the same bytes every time but for its id and
+    # time: from its second sighting on it is copied from a template (mockserver/templates.py).
+    plain = how.is_plain and not head_delay
+    at: tuple[Hashable, ...] = ()
+    owners = (chat, reply, shape)
+    if plain:
+        hit = cached_tokens()  # asked once: asking is what records the prompt in the cache
+
+        def cached_tokens() -> int:
+            return hit
+
+        at = templates.key(*owners, extra=(hit, model))
+        template = mock.templates.find(at, owners)
+        if template is not None:
+            return from_template(
+                mock, space, dialect, chat, template, completion_id, request_headers
+            )
     completion = mock.responder.complete(
         chat, reply, completion_id=completion_id, model=model, cached_tokens=cached_tokens
     )
@@ -303,6 +330,17 @@ def answer(
         completion = echoed(completion, str(chat.raw.get("prompt", "")))
     space.balance.spend(completion.usage.total_tokens)
     headers = dialect.headers(completion, chat.stream, request_headers)
+    if plain and mock.templates.wanted(at) and not has_tool_calls(completion):
+        # Tool calls are left out: their ids are drawn afresh for every answer.
+        def write(made: Completion) -> list[bytes]:
+            return written(dialect, shape, chat, made)
+
+        # With self_check the real answer is checked; a copy of it differs in nothing else.
+        real = written(dialect, shape, chat, completion, check=settings.self_check)
+        mock.templates.build(at, owners, completion, real, write)
+        if chat.stream:
+            return respond(mock, chat, unpaced(real), headers)
+        return Response(real[0], media_type="application/json", headers=headers)
     # Pacing jitter is seeded as well; most requests have none, so no generator for them.
     rng = textgen.rng_for(settings.seed, chat.raw, -1) if how.gap_sigma else None
     if chat.stream:
@@ -312,12 +350,8 @@ def answer(
         frames = broken_frames(
             dialect.frame(chunks, dialect.dumps), how, dialect.stream_error(dialect.dumps)
         )
-        return BodyStream(
-            deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng),
-            media_type="text/event-stream; charset=utf-8",
-            headers=headers | {"cache-control": "no-cache"},
-            tracker=mock.bodies,
-            head_delay=head_delay,
+        return respond(
+            mock, chat, deliver(frames, how, keep_alive=KEEP_ALIVE, rng=rng), headers, head_delay
         )
     rendered = shape.render(completion)
     if settings.self_check:
@@ -327,12 +361,68 @@ def answer(
         body = how.body.encode()
     if how.is_plain and not head_delay:
         return Response(body, media_type="application/json", headers=headers)
+    return respond(mock, chat, deliver([body], how, keep_alive=b"\n", rng=rng), headers, head_delay)
+
+
+def written(
+    dialect: Dialect,
+    shape: Shape,
+    chat: ChatRequest,
+    completion: Completion,
+    *,
+    check: bool = False,
+) -> list[bytes]:
+    """An answer's writes when nothing times or breaks it: its JSON body, or its stream's
+    frames joined as delivery joins them; `check`: each against its schema first."""
+    if chat.stream:
+        chunks = shape.chunks(completion, chat.include_usage)
+        if check:
+            chunks = _checked(shape.chunk_schema, chunks)
+        return list(batched(dialect.frame(chunks, dialect.dumps)))
+    rendered = shape.render(completion)
+    if check:
+        _self_check(shape.body_schema, rendered)
+    return [dialect.dumps(rendered)]
+
+
+def has_tool_calls(completion: Completion) -> bool:
+    return any(choice.tool_calls for choice in completion.choices)
+
+
+def from_template(
+    mock: Mock,
+    space: Space,
+    dialect: Dialect,
+    chat: ChatRequest,
+    template: Template,
+    completion_id: str,
+    request_headers: Mapping[str, str],
+) -> Response | BodyStream:
+    """An answer copied from its template: the same bytes, this request's id and time, and
+    the same accounting (the balance, the headers) as a rendered one."""
+    space.balance.spend(template.completion.usage.total_tokens)
+    headers = dialect.headers(template.completion, chat.stream, request_headers)
+    writes = template.render(completion_id, int(mock.responder.clock()))
+    if chat.stream:
+        return respond(mock, chat, unpaced(writes), headers)
+    return Response(next(writes), media_type="application/json", headers=headers)
+
+
+def respond(
+    mock: Mock,
+    chat: ChatRequest,
+    body: AsyncIterator[bytes],
+    headers: dict[str, str],
+    head_delay: float = 0.0,
+) -> BodyStream:
+    """A body written as delivery makes it: an event stream, or JSON that is timed or cut."""
+    if chat.stream:
+        media_type = "text/event-stream; charset=utf-8"
+        headers = headers | {"cache-control": "no-cache"}
+    else:
+        media_type = "application/json"
     return BodyStream(
-        deliver([body], how, keep_alive=b"\n", rng=rng),
-        media_type="application/json",
-        headers=headers,
-        tracker=mock.bodies,
-        head_delay=head_delay,
+        body, media_type=media_type, headers=headers, tracker=mock.bodies, head_delay=head_delay
     )
 
 

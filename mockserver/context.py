@@ -24,6 +24,7 @@ from mockserver.state import (
     namespace_in_scope,
     namespace_of,
 )
+from mockserver.templates import Templates
 from mockserver.validated import Validated
 from mockserver.wire import OpenBodies
 
@@ -48,6 +49,7 @@ class Mock:
     bodies: OpenBodies = field(default_factory=OpenBodies)
     tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
     validated: Validated = field(default_factory=Validated)  # accepted bodies, by their bytes
+    templates: Templates = field(default_factory=Templates)  # answers asked for again
 
     def space(self, headers: Mapping[str, str]) -> Space:
         """The state of the request's namespace (`X-Mock-Namespace`, else the default)."""
@@ -70,6 +72,7 @@ class Mock:
             self.tapes.reset()
         self.responder.cache.clear()
         self.validated.clear()
+        self.templates.clear()
         tokens.clear_cache()
 
     def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:

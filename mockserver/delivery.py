@@ -7,11 +7,12 @@ each one is written. That keeps every fault a transform of a finished byte seque
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import math
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -139,20 +140,36 @@ async def deliver(
             else:
                 yield frame
     else:
-        first = True
-        while batch := list(itertools.islice(limited, BATCH)):
-            if not first:
-                await anyio.sleep(0)  # let other streams and requests in between batches
-            first = False
-            joined = b"".join(batch)
-            batch = []  # a client that reads slowly holds the joined write, not its frames too
-            yield joined
+        async for write in unpaced(batched(limited)):
+            yield write
     if not stops or next(source, None) is None:
         return  # everything was sent: the cut or stall came after the end
     if how.stall_after is not None and (how.cut_after is None or how.stall_after <= how.cut_after):
         await anyio.sleep_forever()
     if how.reset:
         raise ConnectionDropped(f"connection reset after {how.cut_after} frames, as the rule asked")
+
+
+def batched(frames: Iterable[bytes]) -> Iterator[bytes]:
+    """Frames joined BATCH at a time: the writes of a stream that nothing paces. Made one at a
+    time, and a client that reads slowly holds the joined write, not its frames too."""
+    source = iter(frames)
+    while joined := b"".join(itertools.islice(source, BATCH)):
+        yield joined
+
+
+async def unpaced(writes: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """`writes` as fast as the client takes them, letting other streams and requests in
+    between them."""
+    first = True
+    for write in writes:
+        if not first:
+            # asyncio's own yield: anyio's looks up the running library first, which costs
+            # more than the write. The server runs on asyncio (uvicorn), and a cancellation
+            # still lands here.
+            await asyncio.sleep(0)
+        first = False
+        yield write
 
 
 def split_awkwardly(frame: bytes) -> list[bytes]:

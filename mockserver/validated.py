@@ -24,26 +24,30 @@ VALIDATED_CACHE_BYTES = 4 * 1024 * 1024
 Key = tuple[bytes, str, str, str]
 
 
-def _cost(key: Key, chat: ChatRequest) -> int:
-    return 1024 + 3 * len(key[0]) + 36 * len(chat.prompt_ids)
+def _cost(key: Key, value: tuple[Era, ChatRequest]) -> int:
+    return 1024 + 3 * len(key[0]) + 36 * len(value[1].prompt_ids)
 
 
 class Validated:
     """Thread-safe (a big body is parsed in a worker thread); `clear()` on reset."""
 
     def __init__(self, max_bytes: int = VALIDATED_CACHE_BYTES) -> None:
-        self._cache: ByteBoundedCache[Key, ChatRequest] = ByteBoundedCache(max_bytes, _cost)
+        self._cache: ByteBoundedCache[Key, tuple[Era, ChatRequest]] = ByteBoundedCache(
+            max_bytes, _cost
+        )
 
     def get(self, body: bytes, path: str, dialect: str, era: Era) -> ChatRequest | None:
         if len(body) > KEEP_BODY_BYTES:
             return None
         found = self._cache.get((body, path, dialect, era.name))
-        # An era is matched by identity too: two catalogues may share an era's name.
-        return found if found is not None and found.era is era else None
+        # An era is matched by identity too: two catalogues may share an era's name. It is the
+        # era the request was read in, which a surface may refine into the request's own.
+        return found[1] if found is not None and found[0] is era else None
 
-    def put(self, body: bytes, path: str, dialect: str, chat: ChatRequest) -> None:
+    def put(self, body: bytes, path: str, dialect: str, era: Era, chat: ChatRequest) -> None:
+        """`chat`, read from `body` in `era`."""
         if len(body) <= KEEP_BODY_BYTES:
-            self._cache.put((body, path, dialect, chat.era.name), chat)
+            self._cache.put((body, path, dialect, era.name), (era, chat))
 
     def clear(self) -> None:
         self._cache.clear()

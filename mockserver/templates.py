@@ -1,0 +1,141 @@
+"""Answers rendered once and copied per request, with the request's own id and time put in.
+
+A test suite or a load test asks the same thing again and again, and the mock answers it the
+same way each time except for the completion's id and creation time. Building the answer (the
+completion, then its JSON body or its stream's frames, a JSON dump per token) costs more than
+everything else a request does. So an answer asked for a second time is rendered once more with
+stand-ins for the id and the time, and kept; from then on a request copies its bytes and puts
+its own id and time in, one C-level replace per write.
+
+What may be kept is decided here, once, and proved on the spot: the stand-in rendering, with
+the real id and time put back in, must equal the real rendering byte for byte, or nothing is
+kept for that answer. A template is only offered for answers whose bytes depend on nothing but
+its key (`key`): the validated request (by identity: the validated cache hands out one object
+per body), the reply, the answer's shape (which dialect and kind), the prompt-cache hit and
+the model. The caller keeps out what is drawn per answer (tool call ids) and what is timed or
+checked per answer (delivery faults, pacing, `self_check`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+
+from mockserver.caches import ByteBoundedCache
+from mockserver.responder import Completion
+
+# Stand-ins no answer contains by accident (random per process, checked on every build): an
+# id as long as a UUID, and a time as many digits as today's Unix time.
+ID_MARK = "mockid" + secrets.token_hex(15)
+CREATED_MARK = 3_000_000_000 + secrets.randbelow(999_999_999)
+_ID = ID_MARK.encode()
+_CREATED = str(CREATED_MARK).encode()
+
+# All templates together, and one alone: a 10,000-token stream is ~2.5 MB of frames.
+TEMPLATE_CACHE_BYTES = 16 * 1024 * 1024
+TEMPLATE_MAX_BYTES = 4 * 1024 * 1024
+# Answers seen once and not (yet) kept: a body that never repeats costs one small entry.
+SIGHTINGS = 4096
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Template:
+    """One answer's bytes with the stand-ins in: the JSON body, or the stream's writes (its
+    frames joined the way delivery joins them)."""
+
+    owners: tuple[object, ...]  # what the key names by identity, held so no id is reused
+    completion: Completion  # with the stand-ins: what headers and the balance read
+    writes: tuple[bytes, ...]
+    size: int
+
+    def render(self, completion_id: str, created: int) -> Iterator[bytes]:
+        """The writes with `completion_id` and `created` put in, each made when it is asked
+        for: a thousand open streams hold one write each, not their whole answers."""
+        cid, at = completion_id.encode(), str(created).encode()
+        for write in self.writes:
+            yield write.replace(_ID, cid).replace(_CREATED, at)
+
+
+def marked(completion: Completion) -> Completion:
+    """`completion` with the stand-ins for its id and time."""
+    return dataclasses.replace(completion, id=ID_MARK, created=CREATED_MARK)
+
+
+def key(*owners: object, extra: Hashable = None) -> tuple[Hashable, ...]:
+    """A template's key: the identities of `owners` (kept alive by the template) and `extra`
+    (plain values)."""
+    return (*map(id, owners), extra)
+
+
+class Templates:
+    """Thread-safe; `clear()` on reset."""
+
+    def __init__(
+        self, max_bytes: int = TEMPLATE_CACHE_BYTES, max_one: int = TEMPLATE_MAX_BYTES
+    ) -> None:
+        self._kept: ByteBoundedCache[tuple[Hashable, ...], Template] = ByteBoundedCache(
+            max_bytes, lambda _, template: 512 + template.size
+        )
+        self._max_one = max_one
+        self._seen: dict[tuple[Hashable, ...], None] = {}
+        self._refused: dict[tuple[Hashable, ...], None] = {}  # failed the proof: never again
+        self._lock = threading.Lock()
+
+    def find(self, at: tuple[Hashable, ...], owners: tuple[object, ...]) -> Template | None:
+        found = self._kept.get(at)
+        if found is None or len(found.owners) != len(owners):
+            return None
+        # An id can be reused once its object is gone; the template holds its owners, so a
+        # match by identity here is the same objects.
+        if all(a is b for a, b in zip(found.owners, owners, strict=True)):
+            return found
+        return None
+
+    def wanted(self, at: tuple[Hashable, ...]) -> bool:
+        """Whether to build a template for this answer now: on its second sighting."""
+        with self._lock:
+            if at in self._refused:
+                return False
+            if at in self._seen:
+                del self._seen[at]
+                return True
+            self._seen[at] = None
+            if len(self._seen) > SIGHTINGS:
+                del self._seen[next(iter(self._seen))]
+            return False
+
+    def build(
+        self,
+        at: tuple[Hashable, ...],
+        owners: tuple[object, ...],
+        completion: Completion,
+        real: list[bytes],
+        write: Callable[[Completion], list[bytes]],
+    ) -> Template | None:
+        """Keep `write(marked(completion))` if, with `completion`'s id and time put back, it
+        is `real` (what `write(completion)` gave) byte for byte."""
+        if sum(map(len, real)) > self._max_one:
+            return None
+        stand_in = marked(completion)
+        writes = tuple(write(stand_in))
+        template = Template(owners, stand_in, writes, sum(map(len, writes)))
+        if list(template.render(completion.id, completion.created)) != real:
+            with self._lock:
+                self._refused[at] = None
+                if len(self._refused) > SIGHTINGS:
+                    del self._refused[next(iter(self._refused))]
+            return None
+        self._kept.put(at, template)
+        return template
+
+    def clear(self) -> None:
+        self._kept.clear()
+        with self._lock:
+            self._seen.clear()
+            self._refused.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)
