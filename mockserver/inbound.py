@@ -45,9 +45,8 @@ def authenticate(request: Request, dialect: Dialect, keys: tuple[str, ...]) -> s
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    too_large = ApiError("too_large", f"Request body is too large: the limit is {limit} bytes")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     # Straight from ASGI receive: Request.stream()'s async generator costs more than the copy.
     body = b""
     while True:
@@ -58,10 +57,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         body += chunk
         if len(body) > limit:
-            raise too_large
+            raise _too_large(limit)
         if not message.get("more_body", False):
             break
     return body
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError("too_large", f"Request body is too large: the limit is {limit} bytes")
 
 
 class Unanswered(Response):

@@ -63,12 +63,14 @@ class RateLimiter:
                     )
                 self._started.append(now)
             self._in_flight += 1
-        released = threading.Event()
+        held = [True]  # popped by the first release: list.pop is atomic, an Event costs more
 
         def release() -> None:
-            if not released.is_set():  # a slot is given back once, however often asked
-                released.set()
-                self.release()
+            try:
+                held.pop()
+            except IndexError:
+                return  # a slot is given back once, however often asked
+            self.release()
 
         return release
 
