@@ -130,6 +130,18 @@ class Entry:
     frames: list[tuple[float, int, str]] = field(default_factory=list)
     frames_dropped: int = 0  # frames between the head and the tail, not kept
     response_kept: bool = True  # False: more than CAPTURING_MAX exchanges were open at once
+    # The response's writes, not yet read into `response_body` and `frames` (`settle`): the
+    # journal's readers settle what they hand out, so nothing outside this module sees one.
+    capture: Capture | None = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> None:
+        """Read a kept response into `response_body`, `frames` and `frames_dropped`."""
+        capture = self.capture
+        if capture is not None:
+            self.response_body, frames, self.frames_dropped = capture.read()
+            if capture.stream:
+                self.frames = frames
+            self.capture = None
 
     @property
     def json(self) -> Any:
@@ -145,7 +157,9 @@ class Entry:
         return None if too_deep else value
 
     def to_json(self) -> dict[str, Any]:
+        self.settle()
         data = asdict(self)
+        del data["capture"]
         body = data.pop("body")
         data["request"] = {
             "headers": data.pop("headers"),
@@ -174,7 +188,7 @@ class Batch(NamedTuple):
     entries: list[Entry]  # recorded after that cursor (after the clear, if cleared), oldest first
 
 
-ENTRY_FIELDS = frozenset(f.name for f in fields(Entry))
+ENTRY_FIELDS = frozenset(f.name for f in fields(Entry)) - {"capture"}
 
 
 class Journal:
@@ -216,7 +230,7 @@ class Journal:
 
     def entries(self) -> list[Entry]:
         with self._changed:
-            return list(self._entries)
+            return settled(self._entries)
 
     def __len__(self) -> int:
         with self._changed:
@@ -247,7 +261,7 @@ class Journal:
         """
         with self._changed:
             if after > self._cursor:
-                return Batch(self._cursor, True, list(self._entries))
+                return Batch(self._cursor, True, settled(self._entries))
             if not self._changed.wait_for(lambda: self._cursor > after, timeout):
                 return Batch(after, False, [])
             new: list[Entry] = []
@@ -256,7 +270,7 @@ class Journal:
                     break
                 new.append(entry)
             new.reverse()
-            return Batch(self._cursor, self._cleared_at > after, new)
+            return Batch(self._cursor, self._cleared_at > after, settled(new))
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Entry]:
         """Block until at least `count` exchanges have been recorded since the last clear, and
@@ -268,12 +282,21 @@ class Journal:
                     f"journal has recorded {self._recorded} exchanges, expected {count} "
                     f"within {timeout} s"
                 )
-            return list(self._entries)
+            return settled(self._entries)
+
+
+def settled(entries: Iterable[Entry]) -> list[Entry]:
+    """`entries` as a list, each read in (`Entry.settle`) first."""
+    out = list(entries)
+    for entry in out:
+        entry.settle()
+    return out
 
 
 def dump_entry(entry: Entry) -> bytes:
     """An entry as JSON, whole (the body as base64), for a store outside this process."""
-    data = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    entry.settle()
+    data = {name: getattr(entry, name) for name in ENTRY_FIELDS}
     data["body"] = base64.b64encode(entry.body).decode()
     return orjson.dumps(data)
 
@@ -297,6 +320,8 @@ def entry_cost(entry: Entry) -> int:
     headers = sum(map(len, entry.headers)) + sum(map(len, entry.headers.values()))
     answer = sum(map(len, entry.response_headers)) + sum(map(len, entry.response_headers.values()))
     answer += len(entry.response_body) + FRAME_COST * len(entry.frames)
+    if entry.capture is not None:
+        answer += entry.capture.cost
     return ENTRY_OVERHEAD + len(entry.body) + len(entry.query) + headers + answer
 
 
@@ -435,6 +460,66 @@ class FrameLog:
         return frames
 
 
+# A response's writes kept by reference, up to this many bytes; past it, they are read as they
+# come (a long stream, a big body): what one open exchange holds stays bounded either way.
+LAZY_BYTES = 128 * 1024
+
+
+class Capture:
+    """A response's writes as they left. Most entries are never read, so the request path only
+    keeps a reference to each write, and the body text and the frames are made when the entry
+    is read; a response bigger than LAZY_BYTES is read as it goes, as it always was."""
+
+    __slots__ = ("_body", "_log", "_size", "stream", "writes")
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream  # whether its frames are kept (a stream answered with 200)
+        self.writes: list[tuple[float, bytes]] = []
+        self._size = 0
+        self._body = bytearray()  # once read as it goes: its first BODY_KEEP bytes
+        self._log: FrameLog | None = None
+
+    def add(self, chunk: bytes, at_ms: float) -> None:
+        if self._log is None and self._size + len(chunk) <= LAZY_BYTES:
+            self.writes.append((at_ms, chunk))
+            self._size += len(chunk)
+            return
+        if self._log is None:
+            self._log = FrameLog()
+            for before, earlier in self.writes:
+                self._take(earlier, before)
+            self.writes = []
+        self._take(chunk, at_ms)
+
+    def _take(self, chunk: bytes, at_ms: float) -> None:
+        body = self._body
+        if len(body) < BODY_KEEP:
+            body.extend(chunk[: BODY_KEEP - len(body)])
+        if self.stream and chunk and self._log is not None:
+            self._log.write(chunk, at_ms)
+
+    @property
+    def cost(self) -> int:
+        """What reading it in will keep, roughly (a frame per ~250 bytes of a stream)."""
+        kept = min(self._size, BODY_KEEP) if self._log is None else len(self._body)
+        return kept + (FRAME_COST * self._size // 250 if self.stream else 0)
+
+    def read(self) -> tuple[str, list[tuple[float, int, str]], int]:
+        """The body's first BODY_KEEP bytes as text, the frames, and how many were dropped."""
+        log = self._log
+        if log is None:
+            body = b"".join(chunk for _, chunk in self.writes)[:BODY_KEEP]
+            log = FrameLog()
+            if self.stream:
+                for at_ms, chunk in self.writes:
+                    if chunk:
+                        log.write(chunk, at_ms)
+        else:
+            body = bytes(self._body)
+        frames = log.frames() if self.stream else []
+        return body.decode("utf-8", errors="replace"), frames, log.dropped
+
+
 class JournalMiddleware:
     """Wraps receive/send, so what is recorded is what really crossed the wire."""
 
@@ -478,8 +563,7 @@ class JournalMiddleware:
             truncated=truncated,
         )
         body = bytearray()
-        answer = bytearray()
-        frames: FrameLog | None = None  # a stream's frames, once it is known to be one
+        kept: Capture | None = None  # the response, once it has started (and is kept)
         recorded = False
         capture = self.capturing < CAPTURING_MAX
         entry.response_kept = capture
@@ -497,10 +581,7 @@ class JournalMiddleware:
             entry.fault = state.get("fault")
             entry.stream = bool(state.get("stream", False))
             entry.body = bytes(body)
-            entry.response_body = answer.decode("utf-8", errors="replace")
-            if frames is not None:
-                entry.frames = frames.frames()
-                entry.frames_dropped = frames.dropped
+            entry.capture = kept
             entry.elapsed_ms = (time.perf_counter() - clock) * 1000
             await journal.arecord(entry)
 
@@ -514,21 +595,19 @@ class JournalMiddleware:
             return message
 
         async def sending(message: Message) -> None:
-            nonlocal frames
+            nonlocal kept
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
                 entry.ttfb_ms = (time.perf_counter() - clock) * 1000
                 entry.response_headers = redact_headers(message.get("headers", ()))[0]
-                stream = (scope.get("state") or {}).get("stream")
-                if capture and entry.status == 200 and stream:
-                    frames = FrameLog()
+                if capture:
+                    stream = (scope.get("state") or {}).get("stream")
+                    kept = Capture(stream=bool(entry.status == 200 and stream))
             elif message["type"] == "http.response.body":
                 chunk = message.get("body", b"")
                 entry.bytes += len(chunk)
-                if capture and len(answer) < BODY_KEEP:
-                    answer.extend(chunk[: BODY_KEEP - len(answer)])
-                if frames is not None and chunk:
-                    frames.write(chunk, (time.perf_counter() - clock) * 1000)
+                if kept is not None:
+                    kept.add(chunk, (time.perf_counter() - clock) * 1000)
                 if not message.get("more_body", False):
                     # Recorded before the last byte leaves: a client that has its answer can
                     # read the journal at once.

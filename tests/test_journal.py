@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
 
 import httpx
 import pytest
+from hypothesis import given, strategies as st
 
 from mockserver import journal as journal_module
 from mockserver.delivery import Delivery, split_awkwardly
@@ -19,7 +21,9 @@ from mockserver.journal import (
     FRAMES_HEAD,
     FRAMES_TAIL,
     KEEP_ALIVE,
+    LAZY_BYTES,
     PARTIAL,
+    Capture,
     Entry,
     FrameLog,
     Journal,
@@ -289,3 +293,52 @@ def test_past_the_capture_cap_an_exchange_is_journaled_without_its_response(
     assert uncaptured.to_json()["response"]["truncated"] is True
     assert first.response_kept and first.frames and first.response_body.startswith("data: ")
     assert again.response_kept and again.response_body.startswith("{")
+
+
+def _eager(
+    writes: list[tuple[float, bytes]], stream: bool
+) -> tuple[str, list[tuple[float, int, str]], int]:
+    """What the journal kept before captures were read lazily: the body's first BODY_KEEP
+    bytes and every write through one FrameLog as it came."""
+    body = b"".join(chunk for _, chunk in writes)[:BODY_KEEP]
+    log = FrameLog()
+    for at_ms, chunk in writes:
+        if stream and chunk:
+            log.write(chunk, at_ms)
+    return body.decode("utf-8", errors="replace"), log.frames() if stream else [], log.dropped
+
+
+_FRAME = st.sampled_from(
+    [b'data: {"c":"\xc3\xa9"}\n\n', b": keep-alive\n\n", b"data: [DONE]\n\n", b"x" * 900 + b"\n\n"]
+)
+
+
+@given(
+    frames=st.lists(_FRAME, max_size=700),
+    cuts=st.lists(st.integers(min_value=0, max_value=400_000), max_size=60),
+    stream=st.booleans(),
+    lazy_bytes=st.sampled_from([0, 1_000, 50_000, LAZY_BYTES]),
+)
+def test_a_capture_read_late_is_what_reading_it_as_it_came_gives(
+    frames: list[bytes], cuts: list[int], stream: bool, lazy_bytes: int
+) -> None:
+    data = b"".join(frames)
+    edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    writes = [(float(i), data[a:b]) for i, (a, b) in enumerate(itertools.pairwise(edges))]
+    writes.insert(len(writes) // 2, (0.5, b""))  # an empty write counts for nothing
+    capture = Capture(stream=stream)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(journal_module, "LAZY_BYTES", lazy_bytes)
+        for at_ms, chunk in writes:
+            capture.add(chunk, at_ms)
+    assert capture.read() == _eager(writes, stream)
+    # What it holds by reference stays within its bound; past it, the writes are read.
+    assert sum(len(chunk) for _, chunk in capture.writes) <= lazy_bytes
+
+
+def test_an_entry_is_read_in_before_anyone_sees_it(mock: MockServer) -> None:
+    answer = httpx.post(mock.url + "/chat/completions", json=BODY | {"stream": True}, headers=AUTH)
+    (entry,) = mock.journal.wait_for(1)
+    assert entry.capture is None and entry.response_body == answer.text
+    assert entry.to_json()["response"]["body"] == answer.text
+    assert "capture" not in entry.to_json()
