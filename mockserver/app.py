@@ -228,6 +228,7 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
         era = mock.era(dialect, request.headers)
         raw = await read_body(request, settings.max_body_bytes)
         chat = mock.validated.get(raw, path, dialect.name, era)
+        again = chat is not None  # this body was read before: its answer may be too
         if chat is None:
             chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, path))
             mock.validated.put(raw, path, dialect.name, era, chat)
@@ -249,7 +250,7 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             how = settings.delivery.merged(rule.delivery).merged(header_delivery(request.headers))
             state["fault"] = fault_words(how)
             response = answer(
-                mock, space, dialect, chat, rule.reply, how, cached, request.headers, shape
+                mock, space, dialect, chat, rule.reply, how, cached, request.headers, shape, again
             )
         except BaseException:
             release()
@@ -296,10 +297,12 @@ def answer(
     cached_tokens: Callable[[], int],
     request_headers: Mapping[str, str],
     shape: Shape,
+    again: bool = False,
 ) -> Response | BodyStream:
     """The reply to a request that passed every check, delivered `how` (the server's, the
     rule's and the request's delivery, merged): rendered, encoded, delivered.
-    `cached_tokens()` gives the prompt-cache hit of the request's namespace."""
+    `cached_tokens()` gives the prompt-cache hit of the request's namespace; `again`: the
+    request is one read before (the same `ChatRequest`), so its answer may be kept."""
     settings = mock.settings
     if not chat.stream:
         check_single_frame(how)
@@ -308,7 +311,9 @@ def answer(
     completion_id = dialect.completion_id(model, chat.stream)
     # Delivered whole and unchecked, an answer is the same bytes every time but for its id and
     # time: from its second sighting on it is copied from a template (mockserver/templates.py).
-    plain = how.is_plain and not head_delay
+    # A request read for the first time is a new object: nothing can be kept for it yet, and
+    # a body that never repeats (a new prompt each time) costs the templates nothing.
+    plain = again and how.is_plain and not head_delay
     at: tuple[Hashable, ...] = ()
     owners = (chat, reply, shape)
     if plain:

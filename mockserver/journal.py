@@ -460,15 +460,15 @@ class FrameLog:
         return frames
 
 
-# A response's writes kept by reference, up to this many bytes; past it, they are read as they
+# A response's writes kept as they are, up to this many bytes; past it, they are read as they
 # come (a long stream, a big body): what one open exchange holds stays bounded either way.
 LAZY_BYTES = 128 * 1024
 
 
 class Capture:
     """A response's writes as they left. Most entries are never read, so the request path only
-    keeps a reference to each write, and the body text and the frames are made when the entry
-    is read; a response bigger than LAZY_BYTES is read as it goes, as it always was."""
+    keeps each write (one copy), and the body text and the frames are made when the entry is
+    read; a response bigger than LAZY_BYTES is read as it goes, as it always was."""
 
     __slots__ = ("_body", "_log", "_size", "stream", "writes")
 
@@ -481,7 +481,9 @@ class Capture:
 
     def add(self, chunk: bytes, at_ms: float) -> None:
         if self._log is None and self._size + len(chunk) <= LAZY_BYTES:
-            self.writes.append((at_ms, chunk))
+            # A copy of its exact size: orjson's output holds a buffer of 8 KiB or more, which
+            # a thousand kept answers would otherwise pin.
+            self.writes.append((at_ms, bytes(memoryview(chunk))))
             self._size += len(chunk)
             return
         if self._log is None:

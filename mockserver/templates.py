@@ -120,7 +120,8 @@ class Templates:
         if sum(map(len, real)) > self._max_one:
             return None
         stand_in = marked(completion)
-        writes = tuple(write(stand_in))
+        # Exact-size copies: orjson's output holds a buffer of 8 KiB or more.
+        writes = tuple(bytes(memoryview(part)) for part in write(stand_in))
         template = Template(owners, stand_in, writes, sum(map(len, writes)))
         if list(template.render(completion.id, completion.created)) != real:
             with self._lock:

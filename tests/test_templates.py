@@ -19,6 +19,7 @@ from mockserver.server import MockServer
 from mockserver.settings import Settings
 from mockserver.templates import Template, Templates
 from mockserver.usage import Usage
+from mockserver.validated import VALIDATED_CACHE_BYTES
 
 AUTH = {"Authorization": "Bearer sk-test-templates"}
 PROMPT = "Write about the sea and the ships that sail on it, in a few words. " * 6
@@ -174,7 +175,12 @@ def test_a_tool_call_is_never_copied(
     servers: tuple[MockServer, MockServer], completions: list[str]
 ) -> None:
     kept, _ = servers
-    kept.add(Rule(name="tool", reply=Reply(tool_calls=(ToolCall(name="lookup", arguments='{"q": "sea"}'),))))
+    kept.add(
+        Rule(
+            name="tool",
+            reply=Reply(tool_calls=(ToolCall(name="lookup", arguments='{"q": "sea"}'),)),
+        )
+    )
     answers = [_post(kept, "/chat/completions", CHAT).json() for _ in range(5)]
     call_ids = {a["choices"][0]["message"]["tool_calls"][0]["id"] for a in answers}
     assert len(call_ids) == 5  # drawn afresh for each answer
@@ -267,3 +273,20 @@ def test_the_cache_is_bounded_and_forgets_on_clear() -> None:
     assert kept.find(templates.key(owner, extra=5), (object(),)) is None  # another owner
     kept.clear()
     assert len(kept) == 0
+
+
+def test_a_body_that_never_repeats_costs_the_templates_nothing(
+    servers: tuple[MockServer, MockServer], completions: list[str]
+) -> None:
+    kept, _ = servers
+    # A validated cache that holds about one body: the requests' objects come and go, and
+    # an object's identity is reused once it is gone.
+    kept.mock.validated._cache.max_bytes = 4096
+    try:
+        for n in range(200):
+            body = CHAT | {"messages": [{"role": "user", "content": f"{PROMPT} #{n}"}]}
+            assert _post(kept, "/chat/completions", body).status_code == 200
+    finally:
+        kept.mock.validated._cache.max_bytes = VALIDATED_CACHE_BYTES
+    assert len(completions) == 200
+    assert len(kept.mock.templates) == 0
