@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, strategies as st
 
 from mockserver import tokens
@@ -87,3 +88,82 @@ def test_piecewise_prompt_ids_equal_encoding_the_whole_prompt(
 def test_odd_tool_calls_in_history_do_not_break_the_template() -> None:
     messages = [{"role": "assistant", "content": None, "tool_calls": [{"function": "x"}, 3]}]
     assert tokens.render_prompt(messages).count(tokens.ASSISTANT) == 2
+
+
+# Text where the tokenizer's rules meet: words, runs of spaces, digits, CJK, accents,
+# punctuation glued to words, newlines, emoji and special tokens.
+_STRETCHES = st.sampled_from(
+    [
+        "a",
+        "Sea",
+        " ",
+        "  ",
+        "\n",
+        "\n\n ",
+        "12",
+        "2026",
+        "船は海",
+        "é",
+        "ü",
+        "'s",
+        "-x",
+        "!?",
+        "...",
+        "🙂",
+        "\t",
+        tokens.USER,
+        tokens.THINK,
+        "<dsml:",
+        " the ",
+    ]
+)
+
+
+@given(st.lists(_STRETCHES, max_size=400).map("".join), st.integers(min_value=1, max_value=40))
+def test_a_long_text_encoded_in_pieces_is_the_text_encoded_whole(text: str, size: int) -> None:
+    whole = tokens._encode_fresh(text) if text else ()
+    tokens.clear_cache()
+    original = tokens.PIECE_CHARS
+    tokens.PIECE_CHARS = size  # small pieces: many cuts in every example
+    try:
+        assert tokens.encode(text) == whole
+        pieces = tokens.pieces_of(text)
+        assert "".join(pieces) == text
+        if len(text) > size:
+            # and each cut falls where the comment says: a space between ASCII letters
+            assert all(p[-1:].isascii() and p[-1:].isalpha() for p in pieces[:-1])
+    finally:
+        tokens.PIECE_CHARS = original
+        tokens.clear_cache()
+
+
+def test_a_text_that_changes_at_its_end_encodes_only_its_last_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fresh: list[str] = []
+    encode_fresh = tokens._encode_fresh
+
+    def counted(text: str) -> tuple[int, ...]:
+        fresh.append(text)
+        return encode_fresh(text)
+
+    monkeypatch.setattr(tokens, "_encode_fresh", counted)
+    tokens.clear_cache()
+    prompt = "Tell me about the sea and the ships that sail on it, please. " * 30
+    first = tokens.encode(prompt + " #1")
+    assert len(fresh) == len(tokens.pieces_of(prompt + " #1")) > 4
+    fresh.clear()
+    second = tokens.encode(prompt + " #2")
+    assert fresh == [tokens.pieces_of(prompt + " #2")[-1]]
+    assert first[:-1] == second[:-1] and len(first) == len(second)
+
+
+def test_no_added_token_could_be_cut_by_a_piece() -> None:
+    """What pieces_of relies on: no added token holds a space or begins or ends with an ASCII
+    letter, so a cut between two letters never falls inside or beside one."""
+    added = [token.content for token in tokens._tokenizer().get_added_tokens_decoder().values()]
+    assert len(added) > 1000
+    for content in added:
+        assert " " not in content, content
+        assert not (content[0].isascii() and content[0].isalpha()), content
+        assert not (content[-1].isascii() and content[-1].isalpha()), content
