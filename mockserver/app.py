@@ -43,7 +43,13 @@ from mockserver.faults import (
     header_fault,
 )
 from mockserver.fim import parse_fim
-from mockserver.inbound import authenticate, client_left, header_delivery, read_body
+from mockserver.inbound import (
+    authenticate,
+    client_left,
+    header_delivery,
+    read_body,
+    request_headers,
+)
 from mockserver.journal import JournalMiddleware
 from mockserver.namespace_path import NamespacePath
 from mockserver.resources import data_dir
@@ -225,7 +231,8 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
         state["dialect"] = dialect.name
         path: str = request.scope["path"]  # the route's own: request.url builds a whole URL
         authenticate(request, dialect, settings.api_keys)
-        era = mock.era(dialect, request.headers)
+        headers = request_headers(request.scope)
+        era = mock.era(dialect, headers)
         raw = await read_body(request, settings.max_body_bytes)
         chat = mock.validated.get(raw, path, dialect.name, era)
         again = chat is not None  # this body was read before: its answer may be too
@@ -233,7 +240,7 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             chat = await parsed(raw, lambda: parse(parse_body(raw), dialect, era, path))
             mock.validated.put(raw, path, dialect.name, era, chat)
         state["stream"] = chat.stream
-        fault = header_fault(request.headers)
+        fault = header_fault(headers)
         space = mock.space_in(request.scope)
         # The account admits the request before any rule sees it: a request refused with 429
         # or 402 must not use up a rule's `times` (nor draw its probability).
@@ -243,14 +250,14 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             if fault is not None:
                 rule, cached = fault, space.cached_tokens(chat)
             else:
-                rule, cached = await space.decide(chat, request.headers, dialect.name)
+                rule, cached = await space.decide(chat, headers, dialect.name)
             state["rule"] = rule.name
             if isinstance(rule.reply, ErrorReply):
                 raise error_from(rule.reply)
-            how = settings.delivery.merged(rule.delivery).merged(header_delivery(request.headers))
+            how = settings.delivery.merged(rule.delivery).merged(header_delivery(headers))
             state["fault"] = fault_words(how)
             response = answer(
-                mock, space, dialect, chat, rule.reply, how, cached, request.headers, shape, again
+                mock, space, dialect, chat, rule.reply, how, cached, headers, shape, again
             )
         except BaseException:
             release()

@@ -4,6 +4,7 @@ and per-request delivery settings."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -18,17 +19,49 @@ FLAGS = frozenset({"reset", "duplicate_done", "split_writes"})
 COUNTS = frozenset({"keep_alives", "cut_after", "stall_after", "malformed_at", "error_at"})
 
 
+HEADERS_KEY = "mock.headers"  # where a request's HeaderMap is kept in its scope's state
+
+
+class HeaderMap(dict[str, str]):
+    """A request's headers, decoded once: names lower-case, a repeated header gives its first
+    value, and a lookup ignores case, as Starlette's `Headers` do, without a scan per lookup
+    (a completion looks up about eight)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key.lower() if isinstance(key, str) else key)
+
+
+def request_headers(scope: Scope) -> HeaderMap:
+    """The request's HeaderMap, made on the first ask and kept in its state."""
+    state = scope.setdefault("state", {})
+    found: HeaderMap | None = state.get(HEADERS_KEY)
+    if found is None:
+        # Reversed, so that the first of a repeated header is the one kept.
+        found = state[HEADERS_KEY] = HeaderMap(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in reversed(scope["headers"])
+        )
+    return found
+
+
 def api_key(request: Request) -> str | None:
     """The key from `Authorization: Bearer`, `api-key`/`x-api-key`, or `?api_key=`."""
-    auth = request.headers.get("authorization")
+    headers = request_headers(request.scope)
+    auth: str | None = headers.get("authorization")
     if auth is not None:
         scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError("missing_key", status=401)
         return token.strip()
     return (
-        request.headers.get("api-key")
-        or request.headers.get("x-api-key")
+        headers.get("api-key")
+        or headers.get("x-api-key")
         or request.query_params.get("api_key")
         or None
     )
@@ -44,7 +77,7 @@ def authenticate(request: Request, dialect: Dialect, keys: tuple[str, ...]) -> s
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
+    declared = request_headers(request.scope).get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     # Straight from ASGI receive: Request.stream()'s async generator costs more than the copy.
