@@ -19,6 +19,8 @@ checked per answer (delivery faults, pacing, `self_check`).
 from __future__ import annotations
 
 import dataclasses
+import operator
+import re
 import secrets
 import threading
 from collections.abc import Callable, Hashable, Iterator
@@ -41,6 +43,26 @@ TEMPLATE_MAX_BYTES = 4 * 1024 * 1024
 SIGHTINGS = 4096
 
 
+# One write of a template: the write as a %-format with a `%b` where each stand-in was, and
+# what picks the values for them, in order, from (id, time). A write without stand-ins is
+# kept as it is, with no picker.
+Write = tuple[bytes, Callable[[tuple[bytes, bytes]], tuple[bytes, ...]] | None]
+_MARKS = re.compile(re.escape(_ID) + b"|" + re.escape(_CREATED))
+
+
+def _formatted(write: bytes) -> Write:
+    """`write` ready to be filled in: bytes' % formatting is one pass in C, four times
+    faster than a replace per stand-in."""
+    order = tuple(0 if found.group() == _ID else 1 for found in _MARKS.finditer(write))
+    if not order:
+        return write, None
+    pattern = _MARKS.sub(b"%b", write.replace(b"%", b"%%"))
+    if len(order) == 1:
+        one = order[0]
+        return pattern, lambda values: (values[one],)
+    return pattern, operator.itemgetter(*order)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Template:
     """One answer's bytes with the stand-ins in: the JSON body, or the stream's writes (its
@@ -48,15 +70,15 @@ class Template:
 
     owners: tuple[object, ...]  # what the key names by identity, held so no id is reused
     completion: Completion  # with the stand-ins: what headers and the balance read
-    writes: tuple[bytes, ...]
+    writes: tuple[Write, ...]
     size: int
 
     def render(self, completion_id: str, created: int) -> Iterator[bytes]:
         """The writes with `completion_id` and `created` put in, each made when it is asked
         for: a thousand open streams hold one write each, not their whole answers."""
-        cid, at = completion_id.encode(), str(created).encode()
-        for write in self.writes:
-            yield write.replace(_ID, cid).replace(_CREATED, at)
+        values = (completion_id.encode(), str(created).encode())
+        for pattern, pick in self.writes:
+            yield pattern if pick is None else pattern % pick(values)
 
 
 def marked(completion: Completion) -> Completion:
@@ -121,8 +143,8 @@ class Templates:
             return None
         stand_in = marked(completion)
         # Exact-size copies: orjson's output holds a buffer of 8 KiB or more.
-        writes = tuple(bytes(memoryview(part)) for part in write(stand_in))
-        template = Template(owners, stand_in, writes, sum(map(len, writes)))
+        writes = tuple(_formatted(bytes(memoryview(part))) for part in write(stand_in))
+        template = Template(owners, stand_in, writes, sum(len(part) for part, _ in writes))
         if list(template.render(completion.id, completion.created)) != real:
             with self._lock:
                 self._refused[at] = None
