@@ -50,6 +50,8 @@ class Mock:
     tapes: Tapes | None = None  # cassettes to replay and record (--cassettes)
     validated: Validated = field(default_factory=Validated)  # accepted bodies, by their bytes
     templates: Templates = field(default_factory=Templates)  # answers asked for again
+    # The era of each catalogue at `moment`, found once (`era` asks on every request).
+    eras_now: dict[str, Era] = field(default_factory=dict, repr=False)
 
     def space(self, headers: Mapping[str, str]) -> Space:
         """The state of the request's namespace (`X-Mock-Namespace`, else the default)."""
@@ -77,10 +79,14 @@ class Mock:
 
     def era(self, dialect: Dialect, headers: Mapping[str, str]) -> Era:
         """The era this request is answered in: `X-Mock-Era`, else the server's."""
-        catalog = self.catalogs[dialect.catalog_name or dialect.name]
+        name = dialect.catalog_name or dialect.name
         asked = headers.get(ERA_HEADER)
         if not asked:
-            return catalog.at(self.moment)
+            found = self.eras_now.get(name)
+            if found is None:
+                found = self.eras_now[name] = self.catalogs[name].at(self.moment)
+            return found
+        catalog = self.catalogs[name]
         try:
             return catalog.at(era_moment(asked, self.catalogs.values()))
         except ValueError as exc:

@@ -42,6 +42,7 @@ FRAME_COST = 128  # one kept frame, roughly
 # cost the journal what 256 do.
 CAPTURING_MAX = 256
 ADMIN_PREFIX = "/__mock/"
+REDACTED_SETS = 64  # header sets kept redacted; past it, the memory starts again
 # What a stream frame was. Told apart by its first bytes, so a frame costs a find and a few
 # prefix tests, never a parse.
 DATA, KEEP_ALIVE, DONE, ERROR, PARTIAL = "data", "keep-alive", "[DONE]", "error", "partial"
@@ -545,6 +546,18 @@ class JournalMiddleware:
 
         self.journal_for = journal_for
         self.capturing = 0  # open exchanges keeping their response (one event loop: no lock)
+        # A client sends the same headers request after request: each set redacted once.
+        self._redacted: dict[tuple[tuple[bytes, bytes], ...], tuple[dict[str, str], bool]] = {}
+
+    def redacted(self, raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], bool]:
+        """`redact_headers(raw)`, from the last few sets seen (a copy: entries never share)."""
+        key = tuple(raw)
+        found = self._redacted.get(key)
+        if found is None:
+            if len(self._redacted) >= REDACTED_SETS:
+                self._redacted.clear()
+            found = self._redacted[key] = redact_headers(raw)
+        return dict(found[0]), found[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The admin API is how tests read the journal: recording it would only add noise.
@@ -553,7 +566,7 @@ class JournalMiddleware:
             return
         started = time.time()
         clock = time.perf_counter()
-        headers, truncated = redact_headers(scope["headers"])
+        headers, truncated = self.redacted(scope["headers"])
         raw = scope.get("query_string")
         journal = self.journal_for(scope)
         entry = Entry(

@@ -46,6 +46,28 @@ class Usage:
         return result
 
 
+# The keys of the last few prompts, by the identity of their ids (a repeated request brings
+# the same tuple, from the validated cache), so a repeat does not hash its prefixes again.
+_CHAINS: dict[int, tuple[tuple[int, ...], str, list[int]]] = {}
+CHAINS_KEPT = 256
+
+
+def _chain(ids: tuple[int, ...], domain: str) -> list[int]:
+    found = _CHAINS.get(id(ids))
+    if found is not None and found[0] is ids and found[1] == domain:
+        return found[2]
+    keys = []
+    key = hash(domain)
+    for end in range(UNIT, len(ids) + 1, UNIT):
+        # Chained: each key stands for the whole prefix up to `end`, not just its unit.
+        key = hash((key, ids[end - UNIT : end]))
+        keys.append(key)
+    if len(_CHAINS) >= CHAINS_KEPT:
+        _CHAINS.clear()
+    _CHAINS[id(ids)] = (ids, domain, keys)  # holds `ids`: its identity is not reused meanwhile
+    return keys
+
+
 class PromptCache:
     """Remembers prompt prefixes (in whole units) for one server; bounded, oldest out first."""
 
@@ -57,13 +79,7 @@ class PromptCache:
     def hit(self, ids: Sequence[int], domain: str = "") -> int:
         """How many leading tokens of `ids` were cached in `domain` (a model and user); then
         remember this prompt's prefixes there."""
-        ids = tuple(ids)
-        keys = []
-        key = hash(domain)
-        for end in range(UNIT, len(ids) + 1, UNIT):
-            # Chained: each key stands for the whole prefix up to `end`, not just its unit.
-            key = hash((key, ids[end - UNIT : end]))
-            keys.append(key)
+        keys = _chain(tuple(ids), domain)
         hit = 0
         with self._lock:
             for n, key in enumerate(keys, start=1):

@@ -342,3 +342,13 @@ def test_an_entry_is_read_in_before_anyone_sees_it(mock: MockServer) -> None:
     assert entry.capture is None and entry.response_body == answer.text
     assert entry.to_json()["response"]["body"] == answer.text
     assert "capture" not in entry.to_json()
+
+
+def test_the_same_headers_again_are_kept_redacted_and_apart(mock: MockServer) -> None:
+    key = {"Authorization": "Bearer sk-the-same-key-every-time-1234"}
+    for _ in range(3):
+        httpx.post(mock.url + "/chat/completions", json=BODY, headers=key)
+    entries = mock.journal.wait_for(3)
+    assert all(e.headers["authorization"] == "…1234" for e in entries)
+    entries[0].headers["authorization"] = "changed"  # one entry's record is its own
+    assert entries[1].headers["authorization"] == "…1234"
