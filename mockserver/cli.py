@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mockserver import logs
 from mockserver.delivery import Delivery
 from mockserver.dialects import DIALECTS
 from mockserver.faults import parse_fault
@@ -388,11 +389,7 @@ def serve(args: argparse.Namespace) -> int:
     from mockserver.connections import GRACE_SECONDS, WORKER_APP, MockUvicorn, uvicorn_config
     from mockserver.wire import install_log_filters
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    logs.configure(args.log_level.upper(), "%(asctime)s %(levelname)-7s %(message)s")
     install_log_filters()
     try:
         faults = tuple(parse_fault(spec) for spec in args.fault)

@@ -20,6 +20,7 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from mockserver import logs
 from mockserver.settings import Settings
 from mockserver.wire import ENDLESS
 
@@ -78,7 +79,7 @@ class MockConfig(uvicorn.Config):
             level = self.log_level
             if isinstance(level, str):
                 level = uvicorn.config.LOG_LEVELS.get(level, logging.INFO)
-            logging.basicConfig(level=level or logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
+            logs.configure(level or logging.INFO, LOG_FORMAT)
             self.app = create_app(self.mock_settings)
             from mockserver.cli import settle_heap
 
