@@ -6,6 +6,7 @@ the step that pays for it.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import timeit
 from collections.abc import Callable
@@ -30,13 +31,15 @@ def measure(name: str, step: Callable[[], object], repeats: int) -> Cost:
 
 
 def costs(texts: Texts, repeats: int) -> list[Cost]:
-    from mockserver import tokens
+    from mockserver import templates, tokens
+    from mockserver.delivery import batched
     from mockserver.dialects import DEEPSEEK
     from mockserver.journal import Entry, Journal
-    from mockserver.responder import Responder
+    from mockserver.responder import Completion, Responder
     from mockserver.scenario import Reply
     from mockserver.schemas import validator
     from mockserver.streaming import sse
+    from mockserver.templates import Templates
     from mockserver.validation import parse_body, parse_chat
 
     body = short_body(texts, stream=False)
@@ -52,6 +55,24 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
     def journal_step() -> None:
         journal.record(Entry(method="POST", path="/chat/completions"))
 
+    # A repeated stream's answer: its template, as the server keeps it, copied with an id.
+    kept = Templates()
+    owner = object()
+
+    def stream_writes(made: Completion) -> list[bytes]:
+        return list(batched(sse(DEEPSEEK.chunks(made, False), DEEPSEEK.dumps)))
+
+    template = kept.build(
+        templates.key(owner), (owner,), completion, stream_writes(completion), stream_writes
+    )
+    if template is None:
+        raise RuntimeError("the bench's stream could not be kept as a template")
+    counter = itertools.count()
+
+    def changed_prompt() -> tuple[int, ...]:
+        # The prompt with a new word at its end: only its last piece is encoded afresh.
+        return tokens.encode(f"{prompt_text} #{next(counter)}")
+
     steps: list[tuple[str, Callable[[], object]]] = [
         (
             "request validation (parse_body + parse_chat, incl. prompt tokens)",
@@ -66,6 +87,10 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
             lambda: tokens._tokenizer().encode_batch_fast([prompt_text], add_special_tokens=False),
         ),
         (
+            "token counting, a long text with a new end (its pieces cached but the last)",
+            changed_prompt,
+        ),
+        (
             "completion (Responder.complete, 100-token reply)",
             lambda: responder.complete(chat, reply, completion_id="bench", model=SHORT_MODEL),
         ),
@@ -76,6 +101,10 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
         (
             "stream rendering (chunks + SSE frames, 100 tokens)",
             lambda: list(sse(DEEPSEEK.chunks(completion, False), DEEPSEEK.dumps)),
+        ),
+        (
+            "a repeated stream copied from its template (100 tokens, all writes)",
+            lambda: list(template.render("0b7e4f0c-3f5d-4a7e-9a55-8b8f1c2d3e4f", 1796000000)),
         ),
         ("journal (Journal.record of an Entry)", journal_step),
         ("jsonschema validation of the response", lambda: check.validate(rendered)),
