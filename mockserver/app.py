@@ -348,11 +348,17 @@ def answer(
             return written(dialect, shape, chat, made)
 
         # With self_check the real answer is checked; a copy of it differs in nothing else.
-        real = written(dialect, shape, chat, completion, check=settings.self_check)
-        mock.templates.build(at, owners, completion, real, write)
-        if chat.stream:
-            return respond(mock, chat, unpaced(real), headers)
-        return Response(real[0], media_type="application/json", headers=headers)
+        try:
+            real = written(dialect, shape, chat, completion, check=settings.self_check)
+        except AssertionError:
+            # It breaks the contract: never kept, and answered as below, where a stream is
+            # cut at the chunk that breaks it, after its 200, as every time before.
+            mock.templates.refuse(at)
+        else:
+            mock.templates.build(at, owners, completion, real, write)
+            if chat.stream:
+                return respond(mock, chat, unpaced(real), headers)
+            return Response(real[0], media_type="application/json", headers=headers)
     # Pacing jitter is seeded as well; most requests have none, so no generator for them.
     rng = textgen.rng_for(settings.seed, chat.raw, -1) if how.gap_sigma else None
     if chat.stream:

@@ -60,6 +60,11 @@ class Reply:
     finish_reason: str | None = None
     usage: Mapping[str, int] = field(default_factory=dict)  # figures that replace the counted ones
 
+    def __post_init__(self) -> None:
+        # A copy of its own: answers are kept by the reply they came from (templates.py), so
+        # a caller's later change to the dict it passed must not reach this reply.
+        object.__setattr__(self, "usage", dict(self.usage))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorReply:

@@ -146,13 +146,17 @@ class Templates:
         writes = tuple(_formatted(bytes(memoryview(part))) for part in write(stand_in))
         template = Template(owners, stand_in, writes, sum(len(part) for part, _ in writes))
         if list(template.render(completion.id, completion.created)) != real:
-            with self._lock:
-                self._refused[at] = None
-                if len(self._refused) > SIGHTINGS:
-                    del self._refused[next(iter(self._refused))]
+            self.refuse(at)
             return None
         self._kept.put(at, template)
         return template
+
+    def refuse(self, at: tuple[Hashable, ...]) -> None:
+        """Never keep this answer (it failed the proof, or its own checks)."""
+        with self._lock:
+            self._refused[at] = None
+            if len(self._refused) > SIGHTINGS:
+                del self._refused[next(iter(self._refused))]
 
     def clear(self) -> None:
         self._kept.clear()

@@ -290,3 +290,33 @@ def test_a_body_that_never_repeats_costs_the_templates_nothing(
         kept.mock.validated._cache.max_bytes = VALIDATED_CACHE_BYTES
     assert len(completions) == 200
     assert len(kept.mock.templates) == 0
+
+
+def test_an_answer_its_own_check_refuses_is_cut_the_same_way_every_time(
+    servers: tuple[MockServer, MockServer],
+) -> None:
+    """With self_check, a chunk outside the dialect's contract ends the stream after its 200;
+    the request that would have kept the answer must not turn that into a 500."""
+    kept, _ = servers
+    busy = Reply(content="", finish_reason="insufficient_system_resource")  # not AceData's
+    kept.add(Rule(name="busy", reply=busy))
+    body = CHAT | {"model": "deepseek-v3", "stream": True}
+    seen = []
+    for _ in range(6):
+        with httpx.stream(
+            "POST", kept.url + "/deepseek/chat/completions", json=body, headers=AUTH
+        ) as answer:
+            try:
+                answer.read()
+                seen.append((answer.status_code, "complete"))
+            except httpx.HTTPError:
+                seen.append((answer.status_code, "cut"))
+    assert seen == [(200, "cut")] * 6
+    assert len(kept.mock.templates) == 0
+
+
+def test_a_reply_keeps_its_own_usage_figures() -> None:
+    figures = {"prompt_tokens": 10}
+    reply = Reply(content="x", usage=figures)
+    figures["prompt_tokens"] = 99  # the caller's dict, changed later: the reply is kept by it
+    assert reply.usage == {"prompt_tokens": 10}
