@@ -38,15 +38,16 @@ class SecondsFormatter(logging.Formatter):
 
 
 class BatchedHandler(logging.Handler):
-    """Lines kept in memory and written together by a daemon thread every FLUSH_SECONDS;
-    a warning or worse is written at once, after what came before it, and the rest at exit."""
+    """Lines kept in memory and written together by a daemon thread, FLUSH_SECONDS after the
+    first of them (it sleeps while nothing is logged); a warning or worse is written at once,
+    after what came before it, and the rest at exit."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
         self.stream = stream if stream is not None else sys.stderr
         self._pending: list[str] = []
-        self._wake = threading.Event()
-        self._closed = False
+        self._wake = threading.Event()  # set while lines wait: the writer sleeps otherwise
+        self._closing = threading.Event()
         self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._writer.start()
         atexit.register(self.flush)
@@ -61,6 +62,8 @@ class BatchedHandler(logging.Handler):
             self._pending.append(line)
         if record.levelno >= logging.WARNING:
             self.flush()
+        elif not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -73,12 +76,14 @@ class BatchedHandler(logging.Handler):
                     pass  # stderr closed (a pipe whose reader left, or shutdown)
 
     def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(FLUSH_SECONDS)
+        while not self._closing.is_set():
+            self._wake.wait()  # idle until a line is logged
+            self._closing.wait(FLUSH_SECONDS)  # gather what comes with it (a close cuts it short)
+            self._wake.clear()  # before the flush: a line logged after it wakes the next round
             self.flush()
 
     def close(self) -> None:
-        self._closed = True
+        self._closing.set()
         self._wake.set()
         self.flush()
         super().close()

@@ -62,9 +62,10 @@ def test_a_warning_is_written_at_once_after_what_came_before() -> None:
 def test_what_is_pending_is_written_when_the_handler_closes() -> None:
     stream = io.StringIO()
     logger, handler = _logger(stream)
-    handler._closed = True  # the writer thread stops: only close() can write now
+    handler._closing.set()  # the writer thread stops: only close() can write now
     handler._wake.set()
     handler._writer.join(timeout=5)
+    assert not handler._writer.is_alive()
     logger.info("the last line")
     handler.close()
     assert stream.getvalue() == "INFO the last line\n"
