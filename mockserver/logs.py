@@ -1,18 +1,18 @@
 """The server's log on stderr: a line per request at info, at a small cost to the event loop.
 
 Python's logging writes and flushes each line as it comes, and formats its time afresh: under
-load the request log alone took a fifth of a request's cost. Here lines are written in
-batches, at most FLUSH_SECONDS after they were logged (a warning or worse, and everything
-before it, at once), the clock is formatted once a second, and a record skips the thread and
-process names and the source line that no line shows.
+load the request log alone took a fifth of a request's cost. Here the request lines are
+written in batches, at most FLUSH_SECONDS after they were logged (a warning or worse, and
+everything before it, at once), the clock is formatted once a second, and a record skips the
+thread and process names and the source line that no line shows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import sys
-import threading
 import time
 from typing import TextIO
 
@@ -38,18 +38,19 @@ class SecondsFormatter(logging.Formatter):
 
 
 class BatchedHandler(logging.Handler):
-    """Lines kept in memory and written together by a daemon thread, FLUSH_SECONDS after the
-    first of them (it sleeps while nothing is logged); a warning or worse is written at once,
-    after what came before it, and the rest at exit."""
+    """Lines logged on a running event loop (the server's requests) are kept and written
+    together by the loop, FLUSH_SECONDS after the first of them; a warning or worse, and a line
+    logged off the loop, is written at once, after what came before it; the rest at exit.
+
+    The loop writes them, not a thread of its own: a thread would wait for the GIL while the
+    loop works (loading the tokenizer holds it for 0.2 s) and then take it back in the middle
+    of a request."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
         self.stream = stream if stream is not None else sys.stderr
         self._pending: list[str] = []
-        self._wake = threading.Event()  # set while lines wait: the writer sleeps otherwise
-        self._closing = threading.Event()
-        self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
-        self._writer.start()
+        self._scheduled = False  # a write is due on the loop (touched on the loop only)
         atexit.register(self.flush)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -62,8 +63,19 @@ class BatchedHandler(logging.Handler):
             self._pending.append(line)
         if record.levelno >= logging.WARNING:
             self.flush()
-        elif not self._wake.is_set():
-            self._wake.set()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # off the loop (start-up, a worker thread): no batch to join
+            self.flush()
+            return
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_later(FLUSH_SECONDS, self._due)
+
+    def _due(self) -> None:
+        self._scheduled = False
+        self.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -75,16 +87,7 @@ class BatchedHandler(logging.Handler):
                 except (OSError, ValueError):
                     pass  # stderr closed (a pipe whose reader left, or shutdown)
 
-    def _run(self) -> None:
-        while not self._closing.is_set():
-            self._wake.wait()  # idle until a line is logged
-            self._closing.wait(FLUSH_SECONDS)  # gather what comes with it (a close cuts it short)
-            self._wake.clear()  # before the flush: a line logged after it wakes the next round
-            self.flush()
-
     def close(self) -> None:
-        self._closing.set()
-        self._wake.set()
         self.flush()
         super().close()
 

@@ -112,7 +112,9 @@ def notes(bench: Bench, pinned: bool, elapsed: float) -> str:
         "Streams: the bare app writes 16 frames per send, as the mock does; the rows "
         "'bare one frame per send' show the same stream written a frame at a time.",
         "A new prompt every request: a counter after the prompt, a range of its own per run, "
-        "so no request body repeats in the whole bench.",
+        "so no request body repeats in the whole bench; the prompt's text before the counter "
+        "is counted from the token cache's pieces, as a suite's shared text would be (a wholly "
+        "new ~200-token text: the `cost: token counting, new text` row).",
         "Mock as shipped: `deepseek-mock serve --fixtures` with the same canned replies, its "
         "request log at info and its own connection handling, every dialect mounted.",
         f"Run time: {elapsed:.0f} s.",
