@@ -6,6 +6,7 @@ request → dialect (route) → auth, body, validation → rule → responder �
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
@@ -316,14 +317,14 @@ def answer(
     head_delay, how = hold_headers(how)
     model = chat.spec.response_model(chat.thinking)
     completion_id = dialect.completion_id(model, chat.stream)
-    # Delivered whole and unchecked, an answer is the same bytes every time but for its id and
+    # Delivered whole, an answer is the same bytes every time but for its id and creation
     # time: from its second sighting on it is copied from a template (mockserver/templates.py).
     # A request read for the first time is a new object: nothing can be kept for it yet, and
     # a body that never repeats (a new prompt each time) costs the templates nothing.
-    plain = again and how.is_plain and not head_delay
+    keepable = again and how.is_plain and not head_delay
     at: tuple[Hashable, ...] = ()
     owners = (chat, reply, shape)
-    if plain:
+    if keepable:
         hit = cached_tokens()  # asked once: asking is what records the prompt in the cache
 
         def cached_tokens() -> int:
@@ -342,11 +343,9 @@ def answer(
         completion = echoed(completion, str(chat.raw.get("prompt", "")))
     space.balance.spend(completion.usage.total_tokens)
     headers = dialect.headers(completion, chat.stream, request_headers)
-    if plain and mock.templates.wanted(at) and not has_tool_calls(completion):
+    if keepable and mock.templates.wanted(at) and not has_tool_calls(completion):
         # Tool calls are left out: their ids are drawn afresh for every answer.
-        def write(made: Completion) -> list[bytes]:
-            return written(dialect, shape, chat, made)
-
+        write = functools.partial(written, dialect, shape, chat)
         # With self_check the real answer is checked; a copy of it differs in nothing else.
         try:
             real = written(dialect, shape, chat, completion, check=settings.self_check)

@@ -139,9 +139,7 @@ class Entry:
         """Read a kept response into `response_body`, `frames` and `frames_dropped`."""
         capture = self.capture
         if capture is not None:
-            self.response_body, frames, self.frames_dropped = capture.read()
-            if capture.stream:
-                self.frames = frames
+            self.response_body, self.frames, self.frames_dropped = capture.read()
             self.capture = None
 
     @property

@@ -240,20 +240,21 @@ def rule_from_json(data: Mapping[str, Any], index: int = 0) -> Rule:
     )
 
 
+def _given(*pairs: tuple[str, Any]) -> dict[str, Any]:
+    """The pairs whose value is set, as a scenario file leaves the others out."""
+    return {name: value for name, value in pairs if value is not None}
+
+
 def rule_to_json(rule: Rule) -> dict[str, Any]:
     """The inverse of `rule_from_json`: a rule as a scenario file writes it (the shared store
     keeps rules this way)."""
     match = rule.match
-    matched: dict[str, Any] = {
-        name: value
-        for name, value in (
-            ("model", match.model),
-            ("stream", match.stream),
-            ("dialect", match.dialect),
-            ("prompt", match.prompt.pattern if match.prompt is not None else None),
-        )
-        if value is not None
-    }
+    matched = _given(
+        ("model", match.model),
+        ("stream", match.stream),
+        ("dialect", match.dialect),
+        ("prompt", match.prompt.pattern if match.prompt is not None else None),
+    )
     if match.headers:
         matched["headers"] = {name: pattern.pattern for name, pattern in match.headers}
     data: dict[str, Any] = {"name": rule.name}
@@ -266,15 +267,11 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
             error.pop("plain")
         data["error"] = error
     else:
-        given: dict[str, Any] = {
-            k: v
-            for k, v in (
-                ("content", reply.content),
-                ("reasoning_content", reply.reasoning_content),
-                ("finish_reason", reply.finish_reason),
-            )
-            if v is not None
-        }
+        given = _given(
+            ("content", reply.content),
+            ("reasoning_content", reply.reasoning_content),
+            ("finish_reason", reply.finish_reason),
+        )
         if reply.tool_calls is not None:
             given["tool_calls"] = [
                 {"name": call.name, "arguments": call.arguments} for call in reply.tool_calls
