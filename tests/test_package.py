@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import gc
+import importlib.metadata
 import json
 import os
 import re
@@ -264,6 +266,15 @@ def test_serve_refuses_bad_settings_with_one_line(
     assert cli.main(["serve", "--port", "0", *args]) == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
+    assert gc.isenabled()  # serve pauses the collector for its start-up only, whatever happens
+
+
+def test_version_is_printed_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out == f"deepseek-mock {importlib.metadata.version('deepseek-mock')}\n"
 
 
 def test_port_and_counts_are_checked_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
@@ -338,3 +349,11 @@ def test_the_readme_module_table_names_the_modules_that_exist() -> None:
             listed |= set(found)
     modules = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
     assert modules - {m for m in modules if m.endswith("__init__.py")} == listed
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_importing_the_package_leaves_the_collector_as_it_was(before: bool) -> None:
+    code = f"import gc\nif not {before}: gc.disable()\nimport mockserver\nprint(gc.isenabled())\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(before)

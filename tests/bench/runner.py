@@ -34,7 +34,15 @@ from tests.bench.load import (
     run_wrk,
 )
 from tests.bench.peers import Peer
-from tests.bench.procs import Server, answered, free_port, launch, spawn, spawn_shipped
+from tests.bench.procs import (
+    Server,
+    answered,
+    compile_modules,
+    free_port,
+    launch,
+    spawn,
+    spawn_shipped,
+)
 from tests.bench.report import (
     Figure,
     Target,
@@ -592,6 +600,7 @@ class Bench:
 
     def run(self) -> list[Figure]:
         say(f"load generator: {self.loadgen}; plan: {self.plan}")
+        compile_modules()
         mock = self.spawn_mock()
         started: list[Server] = [mock]
         try:
