@@ -3,6 +3,7 @@ the client leaves, even while it is sleeping between frames or deliberately stal
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -72,33 +73,55 @@ class BodyStream:
                 self.finished()
 
     async def _write(self, receive: Receive, send: Send) -> None:
+        # The client may leave at any moment, also while the body sleeps between frames or
+        # stalls on purpose: a task parked on `receive()` hears it, and cancels the writer.
+        # Plain asyncio rather than an anyio task group and its cancel scopes, which cost
+        # about as much as writing a 100-token stream; the same guarantees: the writer stops,
+        # the watcher never outlives the response, and a cancel from outside (a shutdown)
+        # still goes through.
+        writer = asyncio.current_task()
+        assert writer is not None  # an ASGI app always runs in a task
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        left = False  # the watcher heard the client go, and cancelled the writer
+        writing = True
+
+        def client_left(done: asyncio.Future[None]) -> None:
+            nonlocal left
+            if not done.cancelled() and done.exception() is None and writing:
+                left = True
+                writer.cancel()
+
+        watcher.add_done_callback(client_left)
         dropped: ConnectionDropped | None = None
-        async with anyio.create_task_group() as group:
-
-            async def watch_for_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                group.cancel_scope.cancel()
-
-            group.start_soon(watch_for_disconnect)
-            try:
-                if self.head_delay:
-                    await anyio.sleep(self.head_delay)
-                await send(
-                    {"type": "http.response.start", "status": self.status, "headers": self.headers}
-                )
-                async for chunk in self.body:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except ConnectionDropped as exc:
-                dropped = exc
-            except OSError:
-                pass  # the client went away between our check and the write
-            finally:
-                group.cancel_scope.cancel()
-                await _close(self.body)
+        try:
+            if self.head_delay:
+                await asyncio.sleep(self.head_delay)
+            await send(
+                {"type": "http.response.start", "status": self.status, "headers": self.headers}
+            )
+            async for chunk in self.body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ConnectionDropped as exc:
+            dropped = exc
+        except OSError:
+            pass  # the client went away between our check and the write
+        except asyncio.CancelledError:
+            # Ours (the client left) is taken back; one from outside is passed on.
+            if not left or writer.uncancel() > 0:
+                raise
+        finally:
+            writing = False
+            watcher.cancel()  # parked on receive(): nothing else would end it
+            await _close(self.body)
         if dropped is not None:
             raise dropped  # uvicorn then closes the socket mid-body: what "reset" promises
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (whatever else arrives first is not for us)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _close(body: AsyncIterator[bytes]) -> None:

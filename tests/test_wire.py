@@ -1,0 +1,141 @@
+"""BodyStream's cancellation contract, driven as the ASGI server drives it: the writer stops
+when the client leaves (also mid-stall), a cancel from outside is never swallowed, and no
+task outlives the response. The server-level tests (test_streaming, test_faults) show the
+same over real sockets; these pin the cases a socket cannot time exactly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
+
+import pytest
+
+from mockserver.wire import BodyStream
+
+Message = MutableMapping[str, Any]
+
+
+class Client:
+    """ASGI receive and send: the body was read before, so receive() waits for a leave."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.first_chunk = asyncio.Event()
+
+    async def receive(self) -> Message:
+        return await self.inbox.get()
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+        if message.get("body"):
+            self.first_chunk.set()
+
+    def leave(self) -> None:
+        self.inbox.put_nowait({"type": "http.disconnect"})
+
+
+class Stalling:
+    """One chunk, then a stall that only a cancel ends; records that it was closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def body(self) -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            await asyncio.Event().wait()
+            yield b"never"
+        finally:
+            self.closed = True
+
+
+def others() -> set[asyncio.Task[Any]]:
+    return asyncio.all_tasks() - {asyncio.current_task()}
+
+
+async def settle_tasks() -> None:
+    # A cancelled watcher finishes on the loop's next turns; the test then checks none is left.
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_the_writer_stops_when_the_client_leaves_mid_stall() -> None:
+    async def scenario() -> None:
+        client, body = Client(), Stalling()
+        stream = BodyStream(body.body(), media_type="text/event-stream")
+        writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
+        await client.first_chunk.wait()
+        client.leave()
+        await asyncio.wait_for(writer, 5)  # returns: a client leaving is not an error
+        assert body.closed
+        assert writer.cancelling() == 0  # the cancel it took back leaves no trace on the task
+        assert not any(m.get("more_body") is False for m in client.sent)  # no last byte
+        await settle_tasks()
+        assert others() == set()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_from_outside_is_passed_on() -> None:
+    async def scenario() -> None:
+        client, body = Client(), Stalling()
+        stream = BodyStream(body.body(), media_type="text/event-stream")
+        writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
+        await client.first_chunk.wait()
+        writer.cancel()  # a shutdown, say: the client is still there
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        assert body.closed
+        await settle_tasks()
+        assert others() == set()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_from_outside_is_passed_on_even_as_the_client_leaves() -> None:
+    async def scenario() -> None:
+        client, body = Client(), Stalling()
+        stream = BodyStream(body.body(), media_type="text/event-stream")
+        writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
+        await client.first_chunk.wait()
+        client.leave()
+        await asyncio.sleep(0)  # the watcher hears the leave and cancels the writer...
+        writer.cancel()  # ...and a shutdown cancels it as well, before it has run again
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        assert body.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_whole_body_ends_with_the_last_byte_and_leaves_no_task() -> None:
+    async def scenario() -> None:
+        client = Client()
+        finished: list[bool] = []
+
+        async def frames() -> AsyncIterator[bytes]:
+            for n in range(3):
+                yield b"data: %d\n\n" % n
+
+        stream = BodyStream(frames(), media_type="text/event-stream", headers={"x-a": "b"})
+        stream.finished = lambda: finished.append(True)
+        await stream({"type": "http"}, client.receive, client.send)
+        assert [m["type"] for m in client.sent] == ["http.response.start"] + [
+            "http.response.body"
+        ] * 4
+        assert client.sent[0]["headers"] == [
+            (b"content-type", b"text/event-stream"),
+            (b"x-a", b"b"),
+        ]
+        assert b"".join(m.get("body", b"") for m in client.sent) == b"".join(
+            b"data: %d\n\n" % n for n in range(3)
+        )
+        assert client.sent[-1]["more_body"] is False
+        assert finished == [True]
+        assert stream.tracker.count == 0
+        await settle_tasks()
+        assert others() == set()
+
+    asyncio.run(scenario())
