@@ -134,13 +134,23 @@ class Entry:
     # The response's writes, not yet read into `response_body` and `frames` (`settle`): the
     # journal's readers settle what they hand out, so nothing outside this module sees one.
     capture: Capture | None = field(default=None, repr=False, compare=False)
+    # The response's headers as they left, not yet redacted into `response_headers`: they
+    # carry a fresh trace id every time, so no two sets are alike to redact once for all.
+    raw_response_headers: list[tuple[builtins.bytes, builtins.bytes]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def settle(self) -> None:
-        """Read a kept response into `response_body`, `frames` and `frames_dropped`."""
+        """Read a kept response into `response_body`, `frames` and `frames_dropped`, and
+        its headers into `response_headers`."""
         capture = self.capture
         if capture is not None:
             self.response_body, self.frames, self.frames_dropped = capture.read()
             self.capture = None
+        raw = self.raw_response_headers
+        if raw is not None:
+            self.response_headers = redact_headers(raw)[0]
+            self.raw_response_headers = None
 
     @property
     def json(self) -> Any:
@@ -158,7 +168,7 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         self.settle()
         data = asdict(self)
-        del data["capture"]
+        del data["capture"], data["raw_response_headers"]
         body = data.pop("body")
         data["request"] = {
             "headers": data.pop("headers"),
@@ -187,7 +197,7 @@ class Batch(NamedTuple):
     entries: list[Entry]  # recorded after that cursor (after the clear, if cleared), oldest first
 
 
-ENTRY_FIELDS = frozenset(f.name for f in fields(Entry)) - {"capture"}
+ENTRY_FIELDS = frozenset(f.name for f in fields(Entry)) - {"capture", "raw_response_headers"}
 
 
 class Journal:
@@ -318,6 +328,8 @@ def entry_cost(entry: Entry) -> int:
     # Twice per request (kept, then dropped): sums in C, not a generator per header.
     headers = sum(map(len, entry.headers)) + sum(map(len, entry.headers.values()))
     answer = sum(map(len, entry.response_headers)) + sum(map(len, entry.response_headers.values()))
+    if entry.raw_response_headers is not None:
+        answer += sum(map(len, itertools.chain.from_iterable(entry.raw_response_headers)))
     answer += len(entry.response_body) + FRAME_COST * len(entry.frames)
     if entry.capture is not None:
         answer += entry.capture.cost
@@ -612,7 +624,7 @@ class JournalMiddleware:
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
                 entry.ttfb_ms = (time.perf_counter() - clock) * 1000
-                entry.response_headers = redact_headers(message.get("headers", ()))[0]
+                entry.raw_response_headers = list(message.get("headers", ()))
                 if capture:
                     stream = (scope.get("state") or {}).get("stream")
                     kept = Capture(stream=bool(entry.status == 200 and stream))

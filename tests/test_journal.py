@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +29,8 @@ from mockserver.journal import (
     Entry,
     FrameLog,
     Journal,
+    dump_entry,
+    load_entry,
 )
 from mockserver.scenario import Match, Reply, Rule
 from mockserver.server import MockServer
@@ -352,3 +356,44 @@ def test_the_same_headers_again_are_kept_redacted_and_apart(mock: MockServer) ->
     assert all(e.headers["authorization"] == "…1234" for e in entries)
     entries[0].headers["authorization"] = "changed"  # one entry's record is its own
     assert entries[1].headers["authorization"] == "…1234"
+
+
+def test_response_headers_are_redacted_when_read_whatever_the_reader() -> None:
+    """A response's headers are kept as they left and redacted when the entry is read: every
+    reader (the journal, a shared store's JSON, the admin API's JSON) sees them redacted."""
+    long_value = b"v" * (journal_module.HEADER_VALUE_KEEP + 10)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        headers = [
+            (b"Content-Type", b"application/json"),
+            (b"Proxy-Authorization", b"Bearer sk-upstream-secret-1234"),
+            (b"x-long", long_value),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+    journal = Journal()
+    middleware = journal_module.JournalMiddleware(app, journal)
+
+    async def one() -> None:
+        scope = {"type": "http", "method": "POST", "path": "/x", "headers": [], "state": {}}
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+        async def receive() -> Any:
+            return messages.pop()
+
+        async def send(message: Any) -> None:
+            pass
+
+        await middleware(scope, receive, send)
+
+    asyncio.run(one())
+    asyncio.run(one())
+    first, second = journal.entries()
+    shown = load_entry(dump_entry(second)).response_headers
+    for headers in (first.response_headers, shown, second.to_json()["response"]["headers"]):
+        assert headers["content-type"] == "application/json"
+        assert headers["proxy-authorization"] == "…1234"
+        assert headers["x-long"].startswith("v" * 100) and headers["x-long"].endswith("more bytes]")
+    assert "raw_response_headers" not in first.to_json()
