@@ -61,12 +61,18 @@ async def settle_tasks() -> None:
         await asyncio.sleep(0)
 
 
+async def stalled() -> tuple[Client, Stalling, asyncio.Future[None]]:
+    """A stream under way: its first chunk sent, its body stalled."""
+    client, body = Client(), Stalling()
+    stream = BodyStream(body.body(), media_type="text/event-stream")
+    writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
+    await client.first_chunk.wait()
+    return client, body, writer
+
+
 def test_the_writer_stops_when_the_client_leaves_mid_stall() -> None:
     async def scenario() -> None:
-        client, body = Client(), Stalling()
-        stream = BodyStream(body.body(), media_type="text/event-stream")
-        writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
-        await client.first_chunk.wait()
+        client, body, writer = await stalled()
         client.leave()
         await asyncio.wait_for(writer, 5)  # returns: a client leaving is not an error
         assert body.closed
@@ -80,10 +86,7 @@ def test_the_writer_stops_when_the_client_leaves_mid_stall() -> None:
 
 def test_a_cancel_from_outside_is_passed_on() -> None:
     async def scenario() -> None:
-        client, body = Client(), Stalling()
-        stream = BodyStream(body.body(), media_type="text/event-stream")
-        writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
-        await client.first_chunk.wait()
+        _, body, writer = await stalled()
         writer.cancel()  # a shutdown, say: the client is still there
         with pytest.raises(asyncio.CancelledError):
             await writer
@@ -96,10 +99,7 @@ def test_a_cancel_from_outside_is_passed_on() -> None:
 
 def test_a_cancel_from_outside_is_passed_on_even_as_the_client_leaves() -> None:
     async def scenario() -> None:
-        client, body = Client(), Stalling()
-        stream = BodyStream(body.body(), media_type="text/event-stream")
-        writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
-        await client.first_chunk.wait()
+        client, body, writer = await stalled()
         client.leave()
         await asyncio.sleep(0)  # the watcher hears the leave and cancels the writer...
         writer.cancel()  # ...and a shutdown cancels it as well, before it has run again
