@@ -61,11 +61,11 @@ async def settle_tasks() -> None:
         await asyncio.sleep(0)
 
 
-async def stalled() -> tuple[Client, Stalling, asyncio.Future[None]]:
+async def stalled() -> tuple[Client, Stalling, asyncio.Task[None]]:
     """A stream under way: its first chunk sent, its body stalled."""
     client, body = Client(), Stalling()
     stream = BodyStream(body.body(), media_type="text/event-stream")
-    writer = asyncio.ensure_future(stream({"type": "http"}, client.receive, client.send))
+    writer = asyncio.create_task(stream({"type": "http"}, client.receive, client.send))
     await client.first_chunk.wait()
     return client, body, writer
 
