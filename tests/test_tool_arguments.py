@@ -12,6 +12,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from mockserver import arguments as arguments_module
 from mockserver.schemas import assert_valid
 from mockserver.server import MockServer
 
@@ -143,3 +144,18 @@ def test_the_readme_example_of_a_refused_schema(mock_now: MockServer) -> None:
         "Invalid 'tools[0].function.parameters': not a valid JSON Schema: "
         "$.properties.a.minimum: 'x' is not of type 'number'"
     )
+
+
+def test_a_call_out_of_time_is_a_400_that_says_so(
+    mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget is the mock's own CPU time; spent, the call is refused in the envelope."""
+    monkeypatch.setattr(arguments_module, "TIME_BUDGET", 0.0)
+    inner = {"type": "object", "properties": {f"q{n}": {"type": "string"} for n in range(10)}}
+    inner["required"] = list(inner["properties"])
+    outer = {"type": "object", "properties": {f"p{n}": inner for n in range(10)}}
+    outer["required"] = list(outer["properties"])  # 110 values: past the first time check
+    response = call(mock, outer)
+    assert response.status_code == 400, response.text
+    assert_valid("deepseek/error.schema.json", response.json())
+    assert "took longer than 0.0 s of CPU" in response.text
