@@ -8,7 +8,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +70,7 @@ from mockserver.state import (
     Space,
     open_store,
 )
-from mockserver.streaming import KEEP_ALIVE
+from mockserver.streaming import KEEP_ALIVE, Part, expand
 from mockserver.templates import Template
 from mockserver.validation import ChatRequest, parse_body
 from mockserver.wire import BodyStream
@@ -187,7 +195,7 @@ class Shape:
     """How one kind of answer is written: the body, the stream's chunks and their schemas."""
 
     render: Callable[[Completion], dict[str, Any]]
-    chunks: Callable[[Completion, bool], Iterator[dict[str, Any]]]
+    chunks: Callable[[Completion, bool], Iterator[Part]]
     body_schema: str
     chunk_schema: str
 
@@ -500,9 +508,9 @@ def _self_check(schema: str, *instances: object) -> None:
         assert_valid(schema, instance)
 
 
-def _checked(schema: str, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _checked(schema: str, parts: Iterable[Part]) -> Iterator[dict[str, Any]]:
     """Each chunk checked as it is made: a stream that breaks the contract is cut there."""
-    for chunk in chunks:
+    for chunk in expand(parts):
         _self_check(schema, chunk)
         yield chunk
 

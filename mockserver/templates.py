@@ -47,16 +47,19 @@ SIGHTINGS = 4096
 # what picks the values for them, in order, from (id, time). A write without stand-ins is
 # kept as it is, with no picker.
 Write = tuple[bytes, Callable[[tuple[bytes, bytes]], tuple[bytes, ...]] | None]
-_MARKS = re.compile(re.escape(_ID) + b"|" + re.escape(_CREATED))
+# Split on either stand-in, keeping it: text, stand-in, text, ... in one pass in C.
+_MARKS = re.compile(b"(" + re.escape(_ID) + b"|" + re.escape(_CREATED) + b")")
+_ORDER = {_ID: 0, _CREATED: 1}
 
 
 def _formatted(write: bytes) -> Write:
     """`write` ready to be filled in: bytes' % formatting is one pass in C, four times
     faster than a replace per stand-in."""
-    order = tuple(0 if found.group() == _ID else 1 for found in _MARKS.finditer(write))
-    if not order:
+    parts = _MARKS.split(write)
+    if len(parts) == 1:
         return write, None
-    pattern = _MARKS.sub(b"%b", write.replace(b"%", b"%%"))
+    order = tuple(map(_ORDER.__getitem__, parts[1::2]))
+    pattern = b"%b".join([text.replace(b"%", b"%%") for text in parts[0::2]])
     if len(order) == 1:
         one = order[0]
         return pattern, lambda values: (values[one],)

@@ -23,21 +23,32 @@ from mockserver.anthropic.message import (
     usage_json,
 )
 from mockserver.responder import Completion
+from mockserver.streaming import Part, Run, framed_run
 
 Json = dict[str, Any]
 
 
-def _deltas(block: Json) -> Iterator[Json]:
+def _deltas(block: Json, index: int) -> Iterator[Part]:
+    """A block's content_block_delta events: its pieces as one run."""
     kind = block["type"]
     if kind == "thinking":
-        for piece in tokens.pieces(block["thinking"]):
-            yield {"type": "thinking_delta", "thinking": piece}
-        yield {"type": "signature_delta", "signature": signature(block["thinking"])}
+        yield Run(
+            _delta_event(index, "thinking_delta", "thinking"), tokens.pieces(block["thinking"])
+        )
+        delta = {"type": "signature_delta", "signature": signature(block["thinking"])}
+        yield {"type": "content_block_delta", "index": index, "delta": delta}
     elif kind == "text":
-        for piece in tokens.pieces(block["text"]):
-            yield {"type": "text_delta", "text": piece}
+        yield Run(_delta_event(index, "text_delta", "text"), tokens.pieces(block["text"]))
     else:
-        yield from ({"type": "input_json_delta", "partial_json": p} for p in block["pieces"])
+        yield Run(_delta_event(index, "input_json_delta", "partial_json"), block["pieces"])
+
+
+def _delta_event(index: int, kind: str, field: str) -> Callable[[str], Json]:
+    return lambda piece: {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": kind, field: piece},
+    }
 
 
 def _opening(block: Json) -> Json:
@@ -50,7 +61,7 @@ def _opening(block: Json) -> Json:
     return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
 
 
-def events(c: Completion, include_usage: bool = False) -> Iterator[Json]:
+def events(c: Completion, include_usage: bool = False) -> Iterator[Part]:
     whole = render(c)
     choice = c.choices[0]
     usage = usage_json(c.usage)
@@ -71,8 +82,7 @@ def events(c: Completion, include_usage: bool = False) -> Iterator[Json]:
         yield {"type": "content_block_start", "index": index, "content_block": _opening(block)}
         if index == 0:
             yield {"type": "ping"}
-        for delta in _deltas(block):
-            yield {"type": "content_block_delta", "index": index, "delta": delta}
+        yield from _deltas(block, index)
         yield {"type": "content_block_stop", "index": index}
     yield {
         "type": "message_delta",
@@ -82,10 +92,14 @@ def events(c: Completion, include_usage: bool = False) -> Iterator[Json]:
     yield {"type": "message_stop"}
 
 
-def sse(payloads: Iterable[Json], dumps: Callable[[Any], bytes]) -> Iterator[bytes]:
+def sse(payloads: Iterable[Part], dumps: Callable[[Any], bytes]) -> Iterator[bytes]:
     """`event: <type>` and `data: <json>` per event, and a blank line; no [DONE]."""
     for payload in payloads:
-        yield b"event: " + payload["type"].encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+        if isinstance(payload, Run):  # its events share their type: one `event:` line for all
+            event = payload.chunk("")["type"].encode()
+            yield from framed_run(payload, dumps, b"event: " + event + b"\ndata: ", b"\n\n")
+        else:
+            yield b"event: " + payload["type"].encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
 def error_event(dumps: Callable[[Any], bytes]) -> bytes:

@@ -21,7 +21,7 @@ from mockserver.dialects.base import (
 )
 from mockserver.errors import ApiError, Kind
 from mockserver.responder import Completion
-from mockserver.streaming import deltas
+from mockserver.streaming import Delta, Part, chunked, deltas
 from mockserver.usage import Usage
 from mockserver.validation import Limits
 
@@ -87,14 +87,16 @@ def _acedata_stream_usage(usage: Usage) -> Json:
     }
 
 
-def _acedata_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
+def _acedata_chunks(c: Completion, include_usage: bool) -> Iterator[Part]:
     head = chunk_head(c, system_fingerprint=None)
     for choice in c.choices:
-        for d in deltas(choice, role_chunk=False):
+        last = choice is c.choices[-1]
+
+        def chunk(d: Delta, last: bool = last) -> Json:
             # role repeats in every delta, and so does content (the capture's chunks all carry
             # it): a tool-call or finish delta without text says content null
             delta: Json = {"content": None} | d.delta | {"role": "assistant"}
-            chunk: Json = head | {
+            out: Json = head | {
                 "choices": [
                     {
                         "delta": delta,
@@ -105,9 +107,11 @@ def _acedata_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
                 ],
                 "usage": None,
             }
-            if d.finish_reason is not None and choice is c.choices[-1]:
-                chunk["usage"] = _acedata_stream_usage(c.usage)
-            yield chunk
+            if d.finish_reason is not None and last:
+                out["usage"] = _acedata_stream_usage(c.usage)
+            return out
+
+        yield from chunked(deltas(choice, role_chunk=False), chunk)
 
 
 def _acedata_stream_id(model: str) -> str:

@@ -21,7 +21,7 @@ from mockserver.dialects.base import (
 )
 from mockserver.errors import ApiError
 from mockserver.responder import Completion
-from mockserver.streaming import deltas
+from mockserver.streaming import Delta, Part, chunked, deltas
 from mockserver.usage import Usage
 from mockserver.validation import Limits
 
@@ -65,19 +65,22 @@ def _aiml_render(c: Completion) -> Json:
     }
 
 
-def _aiml_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
+def _aiml_chunks(c: Completion, include_usage: bool) -> Iterator[Part]:
     head = chunk_head(c)
+
+    def chunk(d: Delta) -> Json:
+        choices = [
+            {
+                "index": d.index,
+                "delta": d.delta,
+                "logprobs": None,
+                "finish_reason": d.finish_reason,
+            }
+        ]
+        return head | {"choices": choices, "usage": None}
+
     for choice in c.choices:
-        for d in deltas(choice, role_chunk=True):
-            choices = [
-                {
-                    "index": d.index,
-                    "delta": d.delta,
-                    "logprobs": None,
-                    "finish_reason": d.finish_reason,
-                }
-            ]
-            yield head | {"choices": choices, "usage": None}
+        yield from chunked(deltas(choice, role_chunk=True), chunk)
     # A separate usage chunk with empty choices closes the stream, with or without include_usage.
     yield head | {"choices": [], "usage": usage_core(c.usage), "meta": _aiml_meta(c.usage)}
 

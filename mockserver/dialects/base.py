@@ -57,7 +57,8 @@ class Dialect:
     new_id: Callable[[str], str]  # model → completion id
     new_stream_id: Callable[[str], str] | None = None  # when streams use another id style
     render: Callable[[Completion], Json]
-    chunks: Callable[[Completion, bool], Iterator[Json]]  # (completion, include_usage)
+    # (completion, include_usage) → the stream's chunks, runs of alike ones as one part
+    chunks: Callable[[Completion, bool], Iterator[streaming.Part]]
     error: Callable[[ApiError, str], ErrorBody]  # (error, path)
     # (completion or None for an error, stream, the request's headers) → response headers
     headers: Callable[[Completion | None, bool, Mapping[str, str]], dict[str, str]] = field(
@@ -66,13 +67,15 @@ class Dialect:
     models_body: Callable[[Era], Json] = field(default=lambda era: {"object": "list", "data": []})
     fim_paths: tuple[str, ...] = ()  # FIM (text completion), where the provider has it
     fim_render: Callable[[Completion], Json] | None = None
-    fim_chunks: Callable[[Completion, bool], Iterator[Json]] | None = None
+    fim_chunks: Callable[[Completion, bool], Iterator[streaming.Part]] | None = None
     beta_prefix: str | None = None  # the path prefix of the provider's beta base URL
     balance_body: Callable[[bool], Json] = field(default=lambda available: {})
     # The wire format: how a request body is read, how a stream's payloads are framed, and
     # the frame / body a fault's in-band error is. Chat completions unless a dialect says.
     parse: Callable[..., ChatRequest] = parse_chat  # (body, limits, era, *, beta)
-    frame: Callable[[Iterable[Json], Callable[[Any], bytes]], Iterator[bytes]] = streaming.sse
+    frame: Callable[[Iterable[streaming.Part], Callable[[Any], bytes]], Iterator[bytes]] = (
+        streaming.sse
+    )
     stream_error: Callable[[Callable[[Any], bytes]], bytes] = faults.error_event
     in_band_error: Json = field(default_factory=lambda: faults.IN_BAND_ERROR)
     catalog_name: str = ""  # whose catalogue and eras it answers in, when not its own

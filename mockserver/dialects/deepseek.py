@@ -20,7 +20,7 @@ from mockserver.dialects.base import (
 )
 from mockserver.errors import ApiError, Kind
 from mockserver.responder import Completion
-from mockserver.streaming import deltas
+from mockserver.streaming import Delta, Part, Run, chunked, deltas
 from mockserver.usage import Usage
 from mockserver.validation import Limits
 
@@ -55,11 +55,13 @@ def _deepseek_render(c: Completion) -> Json:
     }
 
 
-def _deepseek_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
+def _deepseek_chunks(c: Completion, include_usage: bool) -> Iterator[Part]:
     head = chunk_head(c, system_fingerprint=c.fingerprint)
     for choice in c.choices:
-        for d in deltas(choice, role_chunk=True):
-            chunk = head | {
+        last = choice is c.choices[-1]
+
+        def chunk(d: Delta, last: bool = last) -> Json:
+            out = head | {
                 "choices": [
                     {
                         "index": d.index,
@@ -70,11 +72,13 @@ def _deepseek_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
                 ]
             }
             # Usage rides on the finish chunk; with include_usage every other chunk says null.
-            if d.finish_reason is not None and choice is c.choices[-1]:
-                chunk["usage"] = usage_deepseek(c.usage)
+            if d.finish_reason is not None and last:
+                out["usage"] = usage_deepseek(c.usage)
             elif include_usage:
-                chunk["usage"] = None
-            yield chunk
+                out["usage"] = None
+            return out
+
+        yield from chunked(deltas(choice, role_chunk=True), chunk)
 
 
 def _fim_render(c: Completion) -> Json:
@@ -98,7 +102,7 @@ def _fim_render(c: Completion) -> Json:
     }
 
 
-def _fim_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
+def _fim_chunks(c: Completion, include_usage: bool) -> Iterator[Part]:
     head = {
         "id": c.id,
         "object": "text_completion",
@@ -106,14 +110,15 @@ def _fim_chunks(c: Completion, include_usage: bool) -> Iterator[Json]:
         "model": c.model,
         "system_fingerprint": c.fingerprint,
     }
+    tail: Json = {"usage": None} if include_usage else {}
     for choice in c.choices:
-        for piece in tokens.pieces(choice.content or ""):
-            chunk = head | {
-                "choices": [
-                    {"index": choice.index, "text": piece, "logprobs": None, "finish_reason": None}
-                ]
-            }
-            yield chunk | {"usage": None} if include_usage else chunk
+        index = choice.index
+
+        def chunk(piece: str, index: int = index) -> Json:
+            text = {"index": index, "text": piece, "logprobs": None, "finish_reason": None}
+            return head | {"choices": [text]} | tail
+
+        yield Run(chunk, tokens.pieces(choice.content or ""))
         yield head | {
             "choices": [
                 {
