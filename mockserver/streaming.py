@@ -9,7 +9,7 @@ framing encodes its chunk once, with a stand-in where the text goes, and puts ea
 JSON in its place, so a 10,000-token stream costs one JSON dump of a string per token rather
 than a chunk's dicts and a dump of each. A JSON string's encoding does not depend on what
 surrounds it, so the frames are the bytes that encoding each chunk would give (checked for
-every dialect in tests/test_streaming.py).
+every dialect in tests/test_frames.py).
 """
 
 from __future__ import annotations
