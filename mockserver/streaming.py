@@ -155,8 +155,9 @@ def framed_run(
     around a stand-in, each value's JSON put where the stand-in was."""
     if not run.values:
         return
-    head, found, tail = dumps(run.chunk(STAND_IN)).partition(dumps(STAND_IN))
-    if not found or dumps(STAND_IN) in tail:  # the stand-in is not the one value: as is
+    stand_in = dumps(STAND_IN)
+    head, found, tail = dumps(run.chunk(STAND_IN)).partition(stand_in)
+    if not found or stand_in in tail:  # the stand-in is not the one value: as is
         for value in run.values:
             yield before + dumps(run.chunk(value)) + after
         return
