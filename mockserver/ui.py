@@ -19,7 +19,7 @@ import anyio
 import anyio.to_thread
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from mockserver import admin, ui_data
@@ -168,8 +168,15 @@ def routes(mock: Mock) -> list[Route]:
             headers={"cache-control": "no-store"},
         )
 
+    async def slash(request: Request) -> Response:
+        # The page's own links are relative to `/__mock/ui`; under `ui/` they would miss. The
+        # target is relative too, so a namespace's prefix (`/ns/NAME`) and `?token=` stay.
+        query = request.url.query
+        return RedirectResponse("../ui" + ("?" + query if query else ""), status_code=308)
+
     return [
         Route(PAGE, page, methods=["GET"]),
+        Route(PAGE + "/", slash, methods=["GET"]),
         Route(PAGE + "/events", stream, methods=["GET"]),
         Route(PAGE + "/entry/{seq:int}", entry, methods=["GET"]),
         Route(PAGE + "/{name}", asset, methods=["GET"]),

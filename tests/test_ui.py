@@ -179,6 +179,16 @@ def test_with_an_admin_token_the_page_takes_it_on_its_address() -> None:
         assert httpx.get(page, params={"token": "admin-secret"}).status_code == 200
         bearer = {"Authorization": "Bearer admin-secret"}
         assert httpx.get(page, headers=bearer).status_code == 200
+        # Typed with a trailing slash, the address still reaches the page, token and all.
+        slashed = httpx.get(page + "/", params={"token": "admin-secret"}, follow_redirects=True)
+        assert slashed.status_code == 200 and slashed.url.path == ui.PAGE
+        assert slashed.url.params["token"] == "admin-secret"
+        spaced = httpx.get(
+            server.url + "/ns/team-a" + ui.PAGE + "/",
+            params={"token": "admin-secret"},
+            follow_redirects=True,
+        )
+        assert spaced.status_code == 200 and spaced.url.path == "/ns/team-a" + ui.PAGE
         with httpx.stream(
             "GET", server.url + EVENTS, params={"token": "admin-secret"}, timeout=TIMEOUT
         ) as response:
