@@ -78,6 +78,8 @@ class Era:
     max_completion_tokens: str = "limit"  # or "ignore"
     top_p_exclusive_low: bool = False
     concurrency_message: str | None = None
+    # A finish reason a rule asks for → what this provider answers instead (see the schema).
+    finish_reasons: Mapping[str, str] = field(default_factory=dict)
 
     def check(self, name: str) -> Check | None:
         return self.checks.get(name)
@@ -198,7 +200,8 @@ def catalog_from_json(document: Json) -> Catalog:
     entries = document["models"]
     fields: Json = {"listing": "basic", "max_completion_tokens": "limit"}
     checks: dict[str, Check] = {}
-    starts: list[tuple[datetime, Json, dict[str, Check]]] = []
+    finishes: dict[str, str] = {}
+    starts: list[tuple[datetime, Json, dict[str, Check], dict[str, str]]] = []
     for raw in document["eras"]:
         fields = fields | {key: raw[key] for key in _ERA_FIELDS if key in raw}
         fields |= {"name": raw["name"], "title": raw["title"]}
@@ -207,18 +210,23 @@ def catalog_from_json(document: Json) -> Catalog:
                 checks.pop(name, None)
             else:
                 checks[name] = Check(text["message"], int(text.get("status", 400)))
+        for asked, answered in (raw.get("finish_reasons") or {}).items():
+            if answered is None:
+                finishes.pop(asked, None)
+            else:
+                finishes[asked] = answered["as"]
         if "roles" not in fields:
             raise ValueError(f"era {raw['name']!r}: the first era must list its roles")
-        starts.append((parse_date(raw["from"]), fields, dict(checks)))
-    if [start for start, _, _ in starts] != sorted({start for start, _, _ in starts}):
+        starts.append((parse_date(raw["from"]), fields, dict(checks), dict(finishes)))
+    if [start for start, *_ in starts] != sorted({start for start, *_ in starts}):
         raise ValueError("eras must be listed oldest first, each with its own start")
     first = starts[0][0]
     changes = {parse_date(when) for when in _entries_changing_at(document)}
-    moments = sorted({start for start, _, _ in starts} | {when for when in changes if when > first})
+    moments = sorted({start for start, *_ in starts} | {when for when in changes if when > first})
     views = []
     for moment in moments:
-        index = bisect.bisect_right([start for start, _, _ in starts], moment) - 1
-        _, era_fields, era_checks = starts[index]
+        index = bisect.bisect_right([start for start, *_ in starts], moment) - 1
+        _, era_fields, era_checks, era_finishes = starts[index]
         views.append(
             Era(
                 name=era_fields["name"],
@@ -232,6 +240,7 @@ def catalog_from_json(document: Json) -> Catalog:
                 max_completion_tokens=era_fields["max_completion_tokens"],
                 top_p_exclusive_low=bool(era_fields.get("top_p_exclusive_low", False)),
                 concurrency_message=era_fields.get("concurrency_message"),
+                finish_reasons=era_finishes,
             )
         )
     catalog = Catalog(document["dialect"], document.get("default_model", ""), tuple(views))

@@ -200,7 +200,8 @@ class Responder:
             content = ""
 
         if reply.finish_reason is not None:
-            finish = reply.finish_reason
+            # As the provider answers it: one it does not document is mapped (its catalogue).
+            finish = chat.era.finish_reasons.get(reply.finish_reason, reply.finish_reason)
         elif truncated:
             finish = "length"
         elif calls:

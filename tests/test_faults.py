@@ -285,16 +285,48 @@ def test_split_writes_change_no_byte(mock: MockServer) -> None:
     assert text == "añb 😊 ok"
 
 
-def test_insufficient_system_resource_finish_reason(mock: MockServer) -> None:
-    mock.add(
-        Rule(
-            name="interrupted",
-            reply=Reply(content="Partial", finish_reason="insufficient_system_resource"),
-        )
-    )
-    with sdk(mock) as client:
-        completion = ask(client)
-    assert completion.choices[0].finish_reason == "insufficient_system_resource"
+INTERRUPTED = Rule(
+    name="interrupted",
+    reply=Reply(content="Partial", finish_reason="insufficient_system_resource"),
+)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "finish"),
+    [("deepseek", "insufficient_system_resource"), ("aimlapi", "length"), ("acedata", "length")],
+)
+def test_insufficient_system_resource_finish_reason(
+    mock: MockServer, dialect: str, finish: str
+) -> None:
+    """DeepSeek's own reason where DeepSeek is spoken; the gateways document no such value, so
+    their catalogues map it (the session server checks every answer against its schema)."""
+    mock.add(INTERRUPTED)
+    with sdk(mock, dialect) as client:
+        completion = ask(client, dialect)
+        chunks = list(ask(client, dialect, stream=True))
+    assert completion.choices[0].finish_reason == finish
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == finish
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Partial"
+    assert [entry.status for entry in mock.journal.entries()] == [200, 200]
+
+
+def test_a_catalogue_chooses_what_a_gateway_answers_for_a_finish_reason(tmp_path: Any) -> None:
+    from mockserver.resources import data_dir
+
+    document = json.loads((data_dir("fixtures") / "catalog" / "acedata.json").read_text("utf-8"))
+    path = tmp_path / "acedata.json"
+
+    def answered(mapping: Json) -> str | None:
+        document["eras"][0]["finish_reasons"] = mapping
+        path.write_text(json.dumps(document), "utf-8")
+        settings = Settings(port=0, catalogs=(path,), rules=(INTERRUPTED,))
+        with MockServer(settings) as server, sdk(server, "acedata") as client:
+            finish: str | None = ask(client, "acedata").choices[0].finish_reason
+            return finish
+
+    assert answered({"insufficient_system_resource": {"as": "stop"}}) == "stop"
+    # null: passed through as DeepSeek sends it
+    assert answered({"insufficient_system_resource": None}) == "insufficient_system_resource"
 
 
 def test_one_off_fault_header(mock: MockServer) -> None:
