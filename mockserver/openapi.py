@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mockserver.anthropic.surface import model_schema
 from mockserver.catalog import Era
 from mockserver.dialects import Dialect
 from mockserver.journal import ADMIN_PREFIX
@@ -41,6 +42,9 @@ CHAT_ERRORS: dict[str, tuple[int, ...]] = {
     "deepseek": (400, 401, 402, 413, 422, 429, 500, 503),
     "aimlapi": (400, 401, 403, 404, 413, 422, 429, 500, 502, 503, 504),
     "acedata": (400, 401, 403, 404, 413, 422, 429, 500, 504),
+    # DeepSeek's account and limits in Anthropic's envelope, and the statuses its error types
+    # name (a fault may ask for any): 529 is overloaded_error.
+    "anthropic": (400, 401, 402, 403, 404, 413, 422, 429, 500, 503, 504, 529),
 }
 # Errors a dialect may send as text/plain instead of its JSON envelope (the `plain` fault, and
 # AI/ML's plain 400 for a body it cannot read).
@@ -48,6 +52,7 @@ PLAIN_ERRORS: dict[str, tuple[int, ...]] = {
     "deepseek": (401, 422),
     "aimlapi": (400,),
     "acedata": (),
+    "anthropic": (),  # always its JSON envelope: that is what the SDK parses
 }
 DESCRIPTIONS = {
     400: "Bad request: malformed JSON, a wrong type, an out-of-range value, an unknown model",
@@ -62,6 +67,7 @@ DESCRIPTIONS = {
     502: "Bad gateway (only when a fault asks for it)",
     503: "Server overloaded (only when a fault asks for it)",
     504: "Timeout (only when a fault asks for it)",
+    529: "Overloaded, Anthropic's status for it (only when a fault asks for it)",
 }
 RETRY_HEADERS = {
     "retry-after": {
@@ -127,7 +133,12 @@ PASSED_THROUGH = (
 
 
 def _request_schema(dialect: Dialect, era: Era) -> Json:
-    """chat-request.schema.json, narrowed to what this dialect accepts in `era`."""
+    """chat-request.schema.json, narrowed to what this dialect accepts in `era`; the Messages
+    request has a file of its own, narrowed to the model names the era maps."""
+    if dialect.name == "anthropic":
+        messages: Json = copy.deepcopy(_components()["anthropic.request"])
+        messages["properties"]["model"] = model_schema(era)
+        return messages
     schema: Json = copy.deepcopy(_components()["chat-request"])
     for name in PASSED_THROUGH:
         described = schema["properties"][name].get("description", "")
@@ -147,7 +158,7 @@ def _request_schema(dialect: Dialect, era: Era) -> Json:
 
 
 def _error(dialect: Dialect, status: int, headers: Json) -> Json:
-    content: Json = {"application/json": {"schema": _ref(f"{dialect.name}/error.schema.json")}}
+    content: Json = {"application/json": {"schema": _ref(dialect.schema("error"))}}
     if status in PLAIN_ERRORS[dialect.name]:
         content["text/plain"] = {"schema": {"type": "string"}}
     if status in (429, 503):
@@ -157,7 +168,7 @@ def _error(dialect: Dialect, status: int, headers: Json) -> Json:
 
 def _headers(dialect: Dialect, *, success: bool, stream: bool = False) -> Json:
     """The headers a dialect sends; required only where every response carries them."""
-    if dialect.name == "deepseek":
+    if dialect.name in ("deepseek", "anthropic"):  # one backend, one trace header
         return {
             "x-ds-trace-id": {
                 "description": "A trace id, 32 hex digits, on every response",
@@ -195,7 +206,22 @@ def _errors(dialect: Dialect, statuses: Iterable[int]) -> Json:
 
 
 def _sse_event(dialect: Dialect) -> Json:
-    chunk = _ref(f"{dialect.name}/chat-completion-chunk.schema.json")
+    chunk = _ref(dialect.schema("chat-completion-chunk"))
+    if dialect.name == "anthropic":
+        return {
+            "description": "One server-sent event: `event: <its type>` and `data: <its JSON>`, "
+            "from message_start to message_stop (or an error event).",
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": chunk,
+                },
+            },
+        }
     return {
         "description": "One server-sent event: `data: <chunk JSON>`, and `data: [DONE]` last. "
         "`: keep-alive` comment lines may come between events.",
@@ -218,19 +244,20 @@ def _sse_event(dialect: Dialect) -> Json:
 
 def _chat(dialect: Dialect) -> Json:
     name = dialect.name
+    what = "a message" if name == "anthropic" else "a chat completion"
     return {
         "operationId": f"{name}_chat_completions",
-        "summary": f"Create a chat completion ({dialect.title})",
+        "summary": f"Create {what} ({dialect.title})",
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": COMPONENTS + f"{name}.request"}}},
         },
         "responses": {
             "200": {
-                "description": "A completion (JSON), or with `stream: true` a stream of chunks",
+                "description": "The answer (JSON), or with `stream: true` a stream of events",
                 "headers": _headers(dialect, success=True),
                 "content": {
-                    "application/json": {"schema": _ref(f"{name}/chat-completion.schema.json")},
+                    "application/json": {"schema": _ref(dialect.schema("chat-completion"))},
                     "text/event-stream": {"schema": _sse_event(dialect)},
                 },
             },
@@ -336,6 +363,18 @@ def dialect_document(prefix: str, dialect: Dialect, era: Era) -> Json:
     components = _components() | {f"{dialect.name}.request": _request_schema(dialect, era)}
     if dialect.fim_paths:
         components[f"{dialect.name}.fim-request"] = _fim_request(era)
+    schemes: Json = {"bearer": {"type": "http", "scheme": "bearer"}}
+    if dialect.name == "anthropic":
+        # What the anthropic SDK sends. Bearer is taken too and wins when both come, which
+        # two alternatives in `security` could not say (either would have to be enough alone).
+        schemes = {
+            "api_key": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+                "description": "Or `Authorization: Bearer <key>`, which wins when both come",
+            }
+        }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -345,11 +384,8 @@ def dialect_document(prefix: str, dialect: Dialect, era: Era) -> Json:
             "Any non-empty key is accepted unless the server was started with --api-key.",
         },
         "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"bearer": []}],
+        "components": {"schemas": components, "securitySchemes": schemes},
+        "security": [{name: []} for name in schemes],
     }
 
 
@@ -439,10 +475,8 @@ def routes(mock: Mock) -> list[Route]:
 
     out = []
     for prefix, dialect in mock.mounts:
-        if dialect.name not in CHAT_ERRORS:
-            continue  # the Anthropic Messages surface is not described here yet
         era = mock.era(dialect, {})
         document = functools.partial(dialect_document, prefix, dialect, era)
-        out.append(Route(prefix + dialect.home + "/openapi.json", serve(document)))
+        out.append(Route(prefix + dialect.home.rstrip("/") + "/openapi.json", serve(document)))
     out.append(Route(ADMIN_PREFIX + "openapi.json", serve(admin_document)))
     return out

@@ -14,12 +14,16 @@ from mockserver.settings import Settings
 
 # A key list, so that a wrong key is refused (Schemathesis checks that auth is enforced).
 KEY = "sk-schemathesis-0000"
-DOCUMENTS = (
-    "/openapi.json",
-    "/deepseek/openapi.json",
-    "/aimlapi/openapi.json",
-    "/__mock/openapi.json",
-)
+BEARER = f"Authorization: Bearer {KEY}"
+# Each document and the key as its clients send it: the anthropic SDK sends `x-api-key`, and a
+# Bearer header beside it would win (as DeepSeek documents), so a bad x-api-key could not fail.
+DOCUMENTS = {
+    "/openapi.json": BEARER,
+    "/deepseek/openapi.json": BEARER,
+    "/aimlapi/openapi.json": BEARER,
+    "/anthropic/openapi.json": f"x-api-key: {KEY}",
+    "/__mock/openapi.json": BEARER,
+}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,7 +39,7 @@ def main(argv: list[str]) -> int:
     # self_check: every answer is checked against schemas/ before it is sent, so a body that
     # breaks the contract surfaces as a 500 here as well as in Schemathesis' own schema check.
     with MockServer(Settings(port=0, api_keys=(KEY,), self_check=True)) as server:
-        for document in DOCUMENTS:
+        for document, key in DOCUMENTS.items():
             command = [
                 str(tool),
                 "run",
@@ -43,7 +47,7 @@ def main(argv: list[str]) -> int:
                 "--url",
                 server.url,
                 "--header",
-                f"Authorization: Bearer {KEY}",
+                key,
                 *argv,
             ]
             say(f"schemathesis: {document}")

@@ -79,6 +79,16 @@ def test_a_body_that_is_not_json_is_a_400_in_the_envelope(mock_now: MockServer) 
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("user_id", [7, {}, ["u"], True])
+def test_a_user_id_that_is_not_a_string_is_a_400(mock_now: MockServer, user_id: Any) -> None:
+    """It keys the prompt cache; the request schema says a string, and Schemathesis holds the
+    served document to it."""
+    response = _post(mock_now, OK | {"metadata": {"user_id": user_id}})
+    assert response.status_code == 400
+    assert "metadata.user_id" in response.json()["error"]["message"]
+    assert _post(mock_now, OK | {"metadata": {"user_id": None}}).status_code == 200
+
+
 def test_a_body_over_the_limit_is_request_too_large() -> None:
     with MockServer(max_body_bytes=1000) as server:
         response = _post(server, OK | {"system": "x" * 2000})

@@ -4,6 +4,8 @@ must say."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from mockserver.anthropic import ANTHROPIC
 from mockserver.dialects import DIALECTS
 from mockserver.schemas import assert_valid
 from mockserver.server import MockServer
@@ -24,6 +27,7 @@ DOCUMENTS = {
     "aimlapi": "/aimlapi/openapi.json",
 }
 AUTH = {"Authorization": "Bearer sk-test"}
+HI = [{"role": "user", "content": "hi"}]
 
 
 def fetch(server: MockServer, path: str) -> Json:
@@ -93,6 +97,48 @@ def test_the_documents_describe_real_answers(mock: MockServer) -> None:
         validator_for(document, base + "/401/content/application~1json/schema").iter_errors(
             refused.json()
         )
+    )
+
+
+def test_the_anthropic_surface_has_its_document(mock_now: MockServer) -> None:
+    """The Messages surface: its own request file narrowed to the era's names, `x-api-key`,
+    named events, and Anthropic's envelope for every status, each checked on real answers."""
+    document = fetch(mock_now, "/anthropic/openapi.json")
+    assert set(document["paths"]) == set(ANTHROPIC.chat_paths)
+    assert document["security"] == [{"api_key": []}]
+    assert document["components"]["securitySchemes"]["api_key"]["name"] == "x-api-key"
+    post = document["paths"]["/anthropic/v1/messages"]["post"]
+    assert {"400", "401", "402", "429", "529"} <= set(post["responses"])
+    pointer = "/paths/~1anthropic~1v1~1messages/post"
+    request = validator_for(document, pointer + "/requestBody/content/application~1json/schema")
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 20, "messages": HI}
+    assert request.is_valid(body) and request.is_valid(body | {"model": "deepseek-v4-pro"})
+    # The newest era maps claude* names only: another name is its unknown-model 400.
+    assert not request.is_valid(body | {"model": "gpt-4"})
+    key = {"x-api-key": "sk-test"}
+    url = mock_now.url + "/anthropic/v1/messages"
+    base = pointer + "/responses"
+    answer = httpx.post(url, json=body, headers=key)
+    assert answer.status_code == 200
+    assert validator_for(document, base + "/200/content/application~1json/schema").is_valid(
+        answer.json()
+    )
+    stream = httpx.post(url, json=body | {"stream": True}, headers=key)
+    lines = stream.text.splitlines()
+    events = [
+        {"event": name[7:], "data": data[6:]}
+        for name, data in itertools.pairwise(lines)
+        if name.startswith("event: ") and data.startswith("data: ")
+    ]
+    event = validator_for(document, base + "/200/content/text~1event-stream/schema")
+    assert events[0]["event"] == "message_start" and events[-1]["event"] == "message_stop"
+    assert all(event.is_valid(e) for e in events)
+    data = validator_for(document, "/components/schemas/anthropic.stream-event")
+    assert all(data.is_valid(json.loads(e["data"])) for e in events)
+    refused = httpx.post(url, json=body | {"model": "gpt-4"}, headers=key)
+    assert refused.status_code == 400
+    assert validator_for(document, base + "/400/content/application~1json/schema").is_valid(
+        refused.json()
     )
 
 

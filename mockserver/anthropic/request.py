@@ -253,6 +253,9 @@ def parse_messages(body: Any, limits: Limits, era: Era, *, beta: bool = False) -
     metadata = body.get("metadata")
     if metadata is not None:
         _expect(metadata, dict, "metadata", "an object")
+        if metadata.get("user_id") is not None:
+            # It keys the prompt cache: a number or an object there is a 400, not a key.
+            _expect(metadata["user_id"], str, "metadata.user_id", "a valid string")
     chat: Json = {
         "model": here.model_for(body["model"]),
         "messages": messages,

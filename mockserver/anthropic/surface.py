@@ -105,3 +105,21 @@ def _surface(era: Era) -> Surface:
         blocks=frozenset(name for name, on in settings["blocks"].items() if on),
         texts=texts,
     )
+
+
+def model_schema(era: Era) -> Json:
+    """The model names the surface answers in `era`, as JSON Schema: the era's own ids and the
+    names its map takes by prefix, or any name when unmapped ones fall back to a model."""
+    here = surface(era)
+    if here.fallback is not None:
+        return {"type": "string", "minLength": 1}
+    served: list[Json] = [{"enum": sorted(era.models)}]
+    for prefix, _ in here.prefixes:
+        served.append({"type": "string", "pattern": "^" + _literal(prefix)})
+    return {"anyOf": served}
+
+
+def _literal(text: str) -> str:
+    """`text` as a regular expression that matches it alone, in the dialect OpenAPI uses
+    (ECMA-262), where escaping a character that needs none is an error."""
+    return "".join("\\" + c if c in ".^$*+?()[]{}|\\/" else c for c in text)
