@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -317,10 +317,27 @@ def proxy(args: argparse.Namespace) -> int:
     return status
 
 
+def cassette_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """The cassettes the given files and folders hold, and what is wrong with the paths: one
+    that does not exist, or a folder with no cassette in it, is a finding, so that a mistyped
+    path in CI fails rather than checking nothing."""
+    found: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        if not path.exists():
+            problems.append(f"{path}: no such file or folder")
+            continue
+        held = list(tape_format.files([path]))
+        if not held:
+            problems.append(f"{path}: holds no cassette (*.json)")
+        found += held
+    return found, problems
+
+
 def lint(args: argparse.Namespace) -> int:
-    found: list[str] = []
+    paths, found = cassette_files(args.paths)
     count = 0
-    for path in tape_format.files(args.paths):
+    for path in paths:
         count += 1
         try:
             found += tape_format.lint(path)
@@ -379,9 +396,9 @@ def check_cassette(path: Path, era_choice: str | None) -> list[str]:
 
 
 def check(args: argparse.Namespace) -> int:
-    found: list[str] = []
+    paths, found = cassette_files(args.paths)
     count = 0
-    for path in tape_format.files(args.paths):
+    for path in paths:
         count += 1
         found += check_cassette(path, args.era)
     for line in found:
@@ -393,6 +410,10 @@ def check(args: argparse.Namespace) -> int:
 def to_scenario(args: argparse.Namespace) -> int:
     from mockserver.scenario_export import scenario_from
 
+    if not args.path.is_file():
+        # `load` takes a missing file for an empty cassette (recording starts that way).
+        print(f"deepseek-mock: {args.path}: no such cassette file", file=sys.stderr)
+        return 2
     try:
         document = scenario_from(tape_format.load(args.path))
     except ValueError as exc:

@@ -133,6 +133,31 @@ def test_cassette_check_flags_a_retired_model(
     assert "'chat.completion.chunk' was expected" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["lint", "check"])
+def test_a_mistyped_or_empty_cassette_path_fails_rather_than_checking_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    missing = tmp_path / "casettes"
+    assert cli.main(["cassette", command, str(missing)]) == 1
+    assert f"{missing}: no such file or folder" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["cassette", command, str(empty)]) == 1
+    assert f"{empty}: holds no cassette (*.json)" in capsys.readouterr().err
+    kept = _record(tmp_path / "kept", None, BODY)
+    assert cli.main(["cassette", command, str(kept.parent)]) == 0
+    # One good folder does not hide a bad path beside it.
+    assert cli.main(["cassette", command, str(kept.parent), str(missing)]) == 1
+
+
+def test_to_scenario_of_a_missing_cassette_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rules.json"
+    assert cli.main(["cassette", "to-scenario", str(tmp_path / "nope.json"), "-o", str(out)]) == 2
+    assert "no such cassette file" in capsys.readouterr().err and not out.exists()
+
+
 def test_cassette_to_scenario_gives_rules_that_answer_as_recorded(tmp_path: Path) -> None:
     plain = BODY | {"thinking": {"type": "disabled"}}
     path = _record(tmp_path, None, plain, STREAM | {"thinking": {"type": "disabled"}})
