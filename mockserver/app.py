@@ -48,6 +48,7 @@ from mockserver.faults import (
     broken_body,
     broken_frames,
     check_single_frame,
+    error_words,
     fault_words,
     header_fault,
 )
@@ -262,6 +263,7 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
                 rule, cached = await space.decide(chat, headers, dialect.name)
             state["rule"] = rule.name
             if isinstance(rule.reply, ErrorReply):
+                state["fault"] = error_words(rule.reply)
                 raise error_from(rule.reply)
             how = settings.delivery.merged(rule.delivery).merged(header_delivery(headers))
             state["fault"] = fault_words(how)

@@ -46,7 +46,10 @@ def parse_fault(spec: str) -> Rule:
             key, _, value = item.partition("=")
             if key not in _ERROR_OPTIONS:
                 raise ValueError(f"unknown option {key!r}; known: {', '.join(_ERROR_OPTIONS)}")
-            extra[key] = _ERROR_OPTIONS[key](value)
+            try:
+                extra[key] = _ERROR_OPTIONS[key](value)
+            except ValueError:
+                raise ValueError(f"{key} needs a number, e.g. {key}=2, not {value!r}") from None
         return Rule(name=f"--fault {spec}", reply=ErrorReply(status=status, **extra), times=times)  # type: ignore[arg-type]
     flags = {
         "duplicate_done": Delivery(duplicate_done=True),
@@ -64,7 +67,7 @@ def parse_fault(spec: str) -> Rule:
             f"{', '.join(f'{name}=N' for name in counted)}, {', '.join(flags)}"
         )
     if not value.isdigit():
-        raise ValueError(f"{key} needs a whole number, e.g. {key}=3")
+        raise ValueError(f"{key} needs a whole number, 0 or more, e.g. {key}=3, not {value!r}")
     n = int(value)
     deliveries = {
         "cut_after": Delivery(cut_after=n),
@@ -158,6 +161,18 @@ def header_fault(headers: Mapping[str, str]) -> Rule | None:
     except ValueError as exc:
         raise ApiError("invalid_request", f"{FAULT_HEADER}: {exc}") from None
     return Rule(name=f"{FAULT_HEADER}: {spec}", reply=rule.reply, delivery=rule.delivery)
+
+
+def error_words(reply: ErrorReply) -> str:
+    """An error rule in the words of `--fault` (`503`, `429:retry_after=2`), for the journal."""
+    options = [
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+        for name in ("retry_after", "retry_after_ms", "code", "message")
+        if (value := getattr(reply, name)) is not None
+    ]
+    if reply.plain:
+        options.append("plain")
+    return f"{reply.status}:{','.join(options)}" if options else str(reply.status)
 
 
 def fault_words(how: Delivery) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -369,9 +370,20 @@ def test_fault_shortcuts(spec: str, expected: Rule) -> None:
     assert parse_fault(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["200", "slow", "cut_after=x", "503:colour=red"])
-def test_fault_shortcut_mistakes_are_explained(spec: str) -> None:
-    with pytest.raises(ValueError, match=r"."):
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("200", "200 is not an error status (400-599)"),
+        ("slow", "unknown fault 'slow'"),
+        ("cut_after=x", "expected STATUS[xN][:key=value,...] or SETTING=N[xN]"),
+        ("cut_after=y", "cut_after needs a whole number, 0 or more, e.g. cut_after=3, not 'y'"),
+        ("cut_after=-1", "cut_after needs a whole number, 0 or more, e.g. cut_after=3, not '-1'"),
+        ("503:colour=red", "unknown option 'colour'"),
+        ("429:retry_after=abc", "retry_after needs a number, e.g. retry_after=2, not 'abc'"),
+    ],
+)
+def test_fault_shortcut_mistakes_are_explained(spec: str, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
         parse_fault(spec)
 
 

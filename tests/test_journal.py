@@ -253,6 +253,24 @@ def test_entries_keep_the_response_its_frames_and_the_fault(mock: MockServer) ->
     assert shown["response"]["body"].startswith(": keep-alive\n\n: keep-alive\n\ndata: {")
 
 
+def test_an_error_fault_is_journaled_in_fault_words(mock: MockServer) -> None:
+    """Status faults too, from a header or a rule, so `fault:503` finds them on the page."""
+    from mockserver.scenario import ErrorReply, Rule
+
+    for spec in ("503", "429:retry_after=2", "401:code=token_expired,plain"):
+        httpx.post(mock.url + "/chat/completions", json=BODY, headers=AUTH | {"X-Mock-Fault": spec})
+    mock.add(Rule(name="busy", reply=ErrorReply(status=503, retry_after_ms=1500.0)))
+    httpx.post(mock.url + "/chat/completions", json=BODY, headers=AUTH)
+    entries = mock.journal.wait_for(4)
+    assert [(e.status, e.fault) for e in entries] == [
+        (503, "503"),
+        (429, "429:retry_after=2"),
+        (401, "401:code=token_expired,plain"),
+        (503, "503:retry_after_ms=1500"),
+    ]
+    assert entries[-1].rule == "busy"
+
+
 def test_a_long_answer_is_kept_up_to_its_bounds(mock: MockServer) -> None:
     mock.add(Rule(name="long", reply=Reply(content="x" * BODY_KEEP)))
     answer = httpx.post(mock.url + "/chat/completions", json=BODY | {"stream": True}, headers=AUTH)
