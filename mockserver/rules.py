@@ -27,6 +27,12 @@ def image_input(chat: ChatRequest) -> ApiError | None:
         content = message.get("content")
         for part in content if isinstance(content, list) else ():
             kind = part.get("type")
+            if kind != "text" and kind not in PART_INPUTS:
+                # A type no model takes: refused as unknown where the era words that apart
+                # (V3.2's one text already reads so), never as an image a vision model takes.
+                unknown = chat.era.refusal("unknown_part", index=index, type=kind)
+                if unknown is not None:
+                    return unknown
             needed = PART_INPUTS.get(kind, "text" if kind == "text" else "other")
             if needed not in chat.spec.inputs:
                 return chat.era.refusal("image_input", index=index, type=kind)

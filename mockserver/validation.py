@@ -175,8 +175,11 @@ def _content(path: str, message: Json, *, nullable: bool) -> None:
         for i, part in enumerate(content):
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                 raise _bad(f"{path}.content[{i}]", part, "a content part object")
-            if part["type"] == "text" and not isinstance(part.get("text"), str):
-                raise _bad(f"{path}.content[{i}].text", part.get("text"), "a string")
+            if part["type"] == "text" and "text" not in part:
+                missing = f"{PREFIX}{path}.content[{i}]: missing field `text`"
+                raise ApiError("invalid_request", missing)
+            if part["type"] == "text" and not isinstance(part["text"], str):
+                raise _bad(f"{path}.content[{i}].text", part["text"], "a string")
         return
     raise _bad(f"{path}.content", content, "a string")
 

@@ -248,6 +248,18 @@ RULES = [
         id="image on a text model",
     ),
     pytest.param(
+        {"model": "deepseek-flash", "messages": [{"role": "user", "content": [{"type": "nope"}]}]},
+        "Failed to deserialize the JSON body into the target type: messages[0]: unknown variant "
+        "`nope`, expected one of `text`, `image_url`, `file`",
+        id="a made-up part type on the vision model",
+    ),
+    pytest.param(
+        {"model": "deepseek-flash", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        "Failed to deserialize the JSON body into the target type: messages[0].content[0]: "
+        "missing field `text`",
+        id="a text part without its text",
+    ),
+    pytest.param(
         flash(top_p=0), "Invalid top_p value, the valid range of top_p is (0, 1.0]", id="top_p 0"
     ),
     pytest.param(
