@@ -79,6 +79,33 @@ def test_a_body_that_is_not_json_is_a_400_in_the_envelope(mock_now: MockServer) 
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ({"temperature": "hot"}, "temperature: Input should be a valid number, got a string"),
+        ({"top_p": True}, "top_p: Input should be a valid number, got a boolean"),
+        ({"stream": "yes"}, "stream: Input should be a valid boolean, got a string"),
+        (
+            {"messages": [{"role": "user", "content": []}]},
+            "messages.0: all messages must have non-empty content except for the optional "
+            "final assistant message",
+        ),
+    ],
+)
+def test_wrong_types_are_worded_as_anthropic_words_them(
+    mock_now: MockServer, extra: Json, says: str
+) -> None:
+    """Checked on this surface, not left to the chat parser, whose serde words would leak."""
+    response = _post(mock_now, OK | extra)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == says
+
+
+def test_an_empty_final_assistant_turn_is_still_taken(mock_now: MockServer) -> None:
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": []}]
+    assert _post(mock_now, OK | {"messages": turns}).status_code == 200
+
+
 @pytest.mark.parametrize("user_id", [7, {}, ["u"], True])
 def test_a_user_id_that_is_not_a_string_is_a_400(mock_now: MockServer, user_id: Any) -> None:
     """It keys the prompt cache; the request schema says a string, and Schemathesis holds the

@@ -160,6 +160,13 @@ def _messages(value: Any, here: Surface) -> list[Json]:
         _expect(content, (str, list), f"{where}.content", "a string or a list of content blocks")
         for position, block in enumerate(content if isinstance(content, list) else ()):
             _expect(block, dict, f"{where}.content.{position}", "a content block")
+        if content == [] and message["role"] == "user":
+            # Anthropic's wording; restated as a chat message it would read as serde's instead.
+            raise _invalid(
+                where,
+                "all messages must have non-empty content except for the optional final "
+                "assistant message",
+            )
         if message["role"] == "user":
             out += _user(message, index, here)
         else:
@@ -250,6 +257,14 @@ def parse_messages(body: Any, limits: Limits, era: Era, *, beta: bool = False) -
         _expect(stop, list, "stop_sequences", "a list of strings")
         for i, item in enumerate(stop):
             _expect(item, str, f"stop_sequences.{i}", "a string")
+    # Checked here, not left to the chat parser, so that the error reads in Anthropic's terms.
+    for key, kind, what in (
+        ("stream", bool, "a valid boolean"),
+        ("temperature", (int, float), "a valid number"),
+        ("top_p", (int, float), "a valid number"),
+    ):
+        if body.get(key) is not None:
+            _expect(body[key], kind, key, what)
     metadata = body.get("metadata")
     if metadata is not None:
         _expect(metadata, dict, "metadata", "an object")
