@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATE|NAME",
         help="behave as the providers did on this date (YYYY-MM-DD, UTC) or in this era: "
         "v3.2 (late 2025: deepseek-chat, deepseek-reasoner), v4 (2026-04-24: V4, legacy names "
-        "as aliases), v4-legacy-retired (2026-07-24), v4.1 (2026-09-10: deepseek-flash); "
+        "as aliases), v4-legacy-retired (2026-07-24), v4.1 (2026-09-10: deepseek-flash), "
+        "newest; the AI/ML API and AceData have one era each, gateway; "
         "per request: header X-Mock-Era (env DEEPSEEK_MOCK_ERA; default: the newest era)",
     )
     what.add_argument(
@@ -207,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept only these keys (repeatable; default: any non-empty key)",
     )
     what.add_argument(
-        "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger request bodies get 413"
+        "--max-body-bytes",
+        type=_positive,
+        default=8 * 1024 * 1024,
+        metavar="N",
+        help="larger request bodies get 413",
     )
 
     account = serve.add_argument_group("account limits (answered with the dialect's 429 / 402)")
@@ -250,13 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--gap-sigma",
         type=float,
         default=0.0,
+        metavar="SIGMA",
         help="lognormal spread of each gap around --gap (0: fixed)",
     )
     timing.add_argument(
         "--gap-cap", type=float, default=None, metavar="S", help="longest gap drawn"
     )
     timing.add_argument(
-        "--tokens-per-second", type=float, default=None, help="pace; overrides --gap"
+        "--tokens-per-second",
+        type=float,
+        default=None,
+        metavar="N",
+        help="pace; overrides --gap",
     )
     timing.add_argument(
         "--keep-alives",
@@ -280,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument(
         "--admin-token",
         default=os.environ.get("DEEPSEEK_MOCK_ADMIN_TOKEN"),
+        metavar="TOKEN",
         help="require this bearer token on /__mock/ (env DEEPSEEK_MOCK_ADMIN_TOKEN)",
     )
     ops.add_argument(
@@ -305,7 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="open connections held at once; the next one gets 503 and is closed "
         "(default: the open-file limit less 64)",
     )
-    ops.add_argument("--journal-size", type=int, default=1000, help="exchanges kept in the journal")
+    ops.add_argument(
+        "--journal-size",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="exchanges kept in the journal",
+    )
     shared = serve.add_argument_group(
         "shared state (several workers and instances as one mock)",
         "Rules and their counts, the journal, the limits, the balance and the prompt cache\n"
@@ -451,10 +468,16 @@ def _serve(args: argparse.Namespace) -> int:
         log.info(
             "%-14s base_url http://%s:%d%s%s", dialect.title, host, port, prefix, dialect.sdk_path
         )
-    era = mock.catalogs["deepseek"].at(mock.moment)
-    log.info(
-        "era: %s as of %s (--era to change): %s", era.name, f"{mock.moment:%Y-%m-%d}", era.title
-    )
+    # One line per catalogue served: a gateway answers in its own era, not in DeepSeek's.
+    for name in dict.fromkeys(dialect.catalog_name or dialect.name for _, dialect in mock.mounts):
+        era = mock.catalogs[name].at(mock.moment)
+        log.info(
+            "era: %s%s as of %s (--era to change): %s",
+            "" if name == "deepseek" else f"{name} ",
+            era.name,
+            f"{mock.moment:%Y-%m-%d}",
+            era.title,
+        )
     rules = mock.store.space().scenario.rules
     if rules:
         log.info("rules: %s", ", ".join(rule.name for rule in rules))

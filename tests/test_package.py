@@ -95,6 +95,12 @@ def test_bad_arguments_are_explained(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         cli.main(["serve", "--rate-limit", "lots"])
     assert "expected N/SECONDS" in capsys.readouterr().err
+    # A journal of no entries, or a body limit every request is over, is a typo, not a setting.
+    for option, value in (("--journal-size", "-5"), ("--max-body-bytes", "0")):
+        with pytest.raises(SystemExit):
+            cli.main(["serve", option, value])
+        said = capsys.readouterr().err
+        assert f"argument {option}: expected a whole number above 0, got '{value}'" in said
 
 
 def test_check_command_validates_scenario_files(
@@ -140,6 +146,39 @@ def _stop(process: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:  # pragma: no cover - a hung server is the failure to see
         process.kill()
         raise
+
+
+def _start_up_log(process: subprocess.Popen[str]) -> list[str]:
+    """The log up to uvicorn's line that ends the start-up (bounded: 60 lines)."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while "Started server process" not in "".join(lines[-1:]) and len(lines) < 60:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("dialect", "eras"),
+    [
+        (None, ["era: v4.1 as of", "era: acedata gateway as of", "era: aimlapi gateway as of"]),
+        ("aimlapi", ["era: aimlapi gateway as of"]),
+    ],
+)
+def test_the_start_up_log_names_the_era_of_each_catalogue_served(
+    dialect: str | None, eras: list[str]
+) -> None:
+    process = _serve(*(("--dialect", dialect) if dialect else ()))
+    try:
+        lines = _start_up_log(process)
+    finally:
+        _stop(process)
+        assert process.stdout is not None
+        process.stdout.close()
+    said = [line.split("INFO", 1)[-1].strip() for line in lines if " era: " in line]
+    assert len(said) == len(eras) and all(map(str.startswith, said, eras)), lines
 
 
 def test_serve_answers_all_dialects_on_one_port() -> None:
