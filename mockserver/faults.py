@@ -98,11 +98,20 @@ def _broken(frames: Iterable[bytes], how: Delivery, error_event: bytes) -> Itera
             yield error_event  # and nothing after it
             return
         if i == how.malformed_at:
-            frame = frame[: max(len(frame) // 2, 7)] + b"\n\n"  # JSON cut mid-way
+            frame = _cut_mid_json(frame)
         yield frame
         last = frame
     if how.duplicate_done and last == b"data: [DONE]\n\n":
         yield last
+
+
+def _cut_mid_json(frame: bytes) -> bytes:
+    """The frame with its data's JSON cut half-way (after an `event:` line, if it has one: a
+    cut at half the frame could fall before the JSON, and leave a `data:` with nothing)."""
+    start = frame.find(b"data: ")
+    start = 0 if start < 0 else start + len(b"data: ")
+    end = len(frame.rstrip(b"\n"))
+    return frame[: start + max((end - start) // 2, 1)] + b"\n\n"
 
 
 IN_BAND_ERROR = {

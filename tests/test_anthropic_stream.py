@@ -231,6 +231,23 @@ def test_malformed_at_cuts_an_event_mid_json(mock_now: MockServer) -> None:
     assert json.loads(blocks[5].split("\ndata: ", 1)[1])["type"] == "content_block_delta"
 
 
+@pytest.mark.parametrize("at", [0, 1, 2, 3])
+def test_malformed_at_cuts_inside_the_json_after_the_event_line(
+    mock_now: MockServer, at: int
+) -> None:
+    """The cut falls in the data's JSON whatever the event's name, the short ping's too."""
+    answer = httpx.post(
+        mock_now.url_for("anthropic") + "/v1/messages",
+        json={"model": "deepseek-flash", "max_tokens": 40, "messages": HI, "stream": True},
+        headers=KEY | {"X-Mock-Fault": f"malformed_at={at}"},
+    )
+    cut = answer.text.split("\n\n")[at]
+    name, data = cut.split("\ndata: ", 1)
+    assert name.startswith("event: ") and data.startswith("{")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(data)
+
+
 def test_a_stream_error_status_before_the_body_is_the_envelope(mock_now: MockServer) -> None:
     answer = httpx.post(
         mock_now.url_for("anthropic") + "/v1/messages",
