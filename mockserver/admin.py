@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -25,7 +26,7 @@ import anyio.to_thread
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from mockserver.errors import ApiError
 from mockserver.journal import ADMIN_PREFIX, dump_entry
@@ -137,7 +138,10 @@ def check_request(request: Request, token: str | None) -> None:
             )
 
 
-def mount(mock: Mock) -> Mount:
+def mount(mock: Mock, pages: Sequence[BaseRoute] = ()) -> Mount:
+    """The admin API under /__mock/, with `pages` (the live page's routes, their paths
+    inside the mount) routed first."""
+
     def guard(request: Request) -> None:
         request.state.rule = "admin"
         check_request(request, mock.settings.admin_token)
@@ -247,6 +251,7 @@ def mount(mock: Mock) -> Mount:
     return Mount(
         PREFIX,
         routes=[
+            *pages,
             Route("/", index, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/journal", journal, methods=["GET", "DELETE"]),

@@ -155,8 +155,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes += [Route(prefix + path, models, methods=["GET"]) for path in dialect.models_paths]
         routes += [Route(prefix + path, balance, methods=["GET"]) for path in dialect.balance_paths]
     routes += openapi.routes(mock)
-    routes += ui.routes(mock)  # before the admin mount, which would take /__mock/ui too
-    routes.append(admin.mount(mock))
+    routes.append(admin.mount(mock, ui.routes(mock)))
     handlers: dict[Any, Handler] = {
         ApiError: render_error,
         HTTPException: render_error,

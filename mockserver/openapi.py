@@ -419,6 +419,10 @@ def admin_document() -> Json:
     }
     bad = _admin_error("Not a valid scenario document")
     done = {"description": "Done"}
+    page = {
+        "description": "The live page (its script and style are under /__mock/ui/)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
     json_object = {
         "description": "The answer",
         "content": {"application/json": {"schema": {"type": "object"}}},
@@ -431,6 +435,7 @@ def admin_document() -> Json:
             "description": "Loopback clients only; with --admin-token, also a bearer token.",
         },
         "paths": {
+            "/__mock/": {"get": _admin_op("index", {"200": json_object})},
             "/__mock/health": {"get": _admin_op("health", {"200": json_object})},
             "/__mock/journal": {
                 "get": _admin_op("journal_read", {"200": json_object}),
@@ -443,6 +448,8 @@ def admin_document() -> Json:
                 "delete": _admin_op("scenario_clear", {"204": done}),
             },
             "/__mock/reset": {"post": _admin_op("reset", {"204": done})},
+            "/__mock/namespace": {"delete": _admin_op("namespace_forget", {"204": done})},
+            "/__mock/ui": {"get": _admin_op("live_page", {"200": page})},
         },
         "components": {
             "schemas": _components(),

@@ -174,10 +174,13 @@ def routes(mock: Mock) -> list[Route]:
         query = request.url.query
         return RedirectResponse("../ui" + ("?" + query if query else ""), status_code=308)
 
+    # Paths inside the admin mount (/__mock), which routes them before its own: there another
+    # method is a 405, where beside the mount it was the mount's 404.
+    inside = "/" + PAGE.removeprefix(ADMIN_PREFIX)
     return [
-        Route(PAGE, page, methods=["GET"]),
-        Route(PAGE + "/", slash, methods=["GET"]),
-        Route(PAGE + "/events", stream, methods=["GET"]),
-        Route(PAGE + "/entry/{seq:int}", entry, methods=["GET"]),
-        Route(PAGE + "/{name}", asset, methods=["GET"]),
+        Route(inside, page, methods=["GET"]),
+        Route(inside + "/", slash, methods=["GET"]),
+        Route(inside + "/events", stream, methods=["GET"]),
+        Route(inside + "/entry/{seq:int}", entry, methods=["GET"]),
+        Route(inside + "/{name}", asset, methods=["GET"]),
     ]

@@ -431,7 +431,10 @@ def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> Ch
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _bad("stream_options", options, "struct StreamOptions")
-    include_usage = bool(options and options.get("include_usage") is True)
+    usage = options.get("include_usage") if options else None
+    if usage is not None and not isinstance(usage, bool):
+        raise _bad("stream_options.include_usage", usage, "a boolean")
+    include_usage = usage is True
 
     json_mode = _json_mode(body, era, messages)
     tools = _tools(body.get("tools"), limits.max_tools)

@@ -81,6 +81,7 @@ INVALID: list[tuple[str, Json, str]] = [
     ("too many tools", {"tools": [{"type": "function", "function": {"name": f"f{i}"}} for i in range(129)]}, "at most 128"),
     ("bad function name", {"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, "function.name"),
     ("stream as text", {"stream": "yes"}, "invalid type: string"),
+    ("include_usage as text", {"stream": True, "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage: invalid type: string"),
     ("stop list too long", {"stop": [str(i) for i in range(17)]}, "at most 16 stop sequences"),
     ("tool without id", {"messages": [{"role": "tool", "content": "x"}]}, "tool_call_id"),
 ]  # fmt: skip

@@ -169,6 +169,9 @@ def test_the_page_has_the_admin_guard_and_a_strict_policy(mock: MockServer) -> N
     gone = httpx.get(mock.url + "/__mock/ui/entry/424242")
     assert gone.status_code == 404 and "not in the journal" in gone.text
     assert httpx.get(mock.url + "/__mock/ui/nothing.js").status_code == 404
+    for path in (ui.PAGE, EVENTS, "/__mock/ui/ui.js"):  # another method: 405, not the admin's 404
+        refused = httpx.request("DELETE", mock.url + path)
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD", path
 
 
 def test_with_an_admin_token_the_page_takes_it_on_its_address() -> None:
