@@ -287,11 +287,16 @@ class Journal:
         journal keeps); AssertionError after `timeout`."""
         with self._changed:
             if not self._changed.wait_for(lambda: self._recorded >= count, timeout):
-                raise AssertionError(
-                    f"journal has recorded {self._recorded} exchanges, expected {count} "
-                    f"within {timeout} s"
-                )
+                raise waited_in_vain(self._recorded, count, timeout)
             return settled(self._entries)
+
+
+def waited_in_vain(recorded: int, count: int, timeout: float) -> AssertionError:
+    """What `wait_for` raises, in every store."""
+    exchanges = "exchange" if recorded == 1 else "exchanges"
+    return AssertionError(
+        f"journal has recorded {recorded} {exchanges}, expected {count} within {timeout:g} s"
+    )
 
 
 def settled(entries: Iterable[Entry]) -> list[Entry]:

@@ -199,7 +199,7 @@ def test_the_readme_namespace_example(mock: MockServer) -> None:
     waited = httpx.get(mock.url + "/__mock/journal?wait_for=1&timeout=5", headers=team).json()
     assert [(e["path"], e["status"]) for e in waited["entries"]] == [("/chat/completions", 503)]
     too_many = httpx.get(mock.url + "/__mock/journal?wait_for=2&timeout=0", headers=team).json()
-    assert "recorded 1 exchanges, expected 2" in too_many["timed_out"]
+    assert "recorded 1 exchange, expected 2" in too_many["timed_out"]
     assert [e.status for e in mock.journal.entries()] == [200]  # the default namespace's own
     bad = httpx.get(mock.url + "/__mock/journal?wait_for=x")
     assert bad.status_code == 400 and "wait_for takes a count" in bad.json()["error"]["message"]

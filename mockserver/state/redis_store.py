@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from mockserver.errors import ApiError
-from mockserver.journal import JOURNAL_BYTES, Batch, Entry, dump_entry, entry_cost, load_entry
+from mockserver.journal import (
+    JOURNAL_BYTES,
+    Batch,
+    Entry,
+    dump_entry,
+    entry_cost,
+    load_entry,
+    waited_in_vain,
+)
 from mockserver.scenario import GENERATED, ErrorReply, Rule, rule_from_json, rule_to_json
 from mockserver.settings import Settings
 from mockserver.state import DEFAULT_NAMESPACE, Space
@@ -568,10 +576,7 @@ class RedisJournal:
                 return self.entries()
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(
-                    f"journal has recorded {recorded} exchanges, expected {count} "
-                    f"within {timeout} s"
-                )
+                raise waited_in_vain(recorded, count, timeout)
             after = last[0][0] if last else b"0-0"
             # Wakes at the next entry any worker records; bounded so a clear is seen too.
             block = max(int(min(left, 1.0) * 1000), 1)
