@@ -478,6 +478,14 @@ def _serve(args: argparse.Namespace) -> int:
             f"{mock.moment:%Y-%m-%d}",
             era.title,
         )
+    if settings.cassettes is not None:
+        log.info("cassettes: %s (record mode %s)", settings.cassettes, settings.record_mode)
+        if settings.record_mode == "none" and not settings.cassettes.is_dir():
+            log.warning(
+                "cassettes: %s does not exist: with --record-mode none every request will be a "
+                "404 no_recording (record into it first, or check the path)",
+                settings.cassettes,
+            )
     rules = mock.store.space().scenario.rules
     if rules:
         log.info("rules: %s", ", ".join(rule.name for rule in rules))

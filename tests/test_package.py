@@ -181,6 +181,18 @@ def test_the_start_up_log_names_the_era_of_each_catalogue_served(
     assert len(said) == len(eras) and all(map(str.startswith, said, eras)), lines
 
 
+def test_serve_warns_when_its_cassette_folder_does_not_exist(tmp_path: Path) -> None:
+    process = _serve("--cassettes", str(tmp_path / "casettes"))
+    try:
+        lines = _start_up_log(process)
+    finally:
+        _stop(process)
+        assert process.stdout is not None
+        process.stdout.close()
+    warned = [line for line in lines if "WARNING" in line and "does not exist" in line]
+    assert len(warned) == 1 and "404 no_recording" in warned[0], lines
+
+
 def test_serve_answers_all_dialects_on_one_port() -> None:
     process = _serve("--fault", "503x1")
     try:
