@@ -169,6 +169,12 @@ def header_fault(headers: Mapping[str, str]) -> Rule | None:
         rule = parse_fault(spec)
     except ValueError as exc:
         raise ApiError("invalid_request", f"{FAULT_HEADER}: {exc}") from None
+    if rule.times is not None:
+        raise ApiError(
+            "invalid_request",
+            f"{FAULT_HEADER}: {spec!r}: xN counts requests, and this header is for its own "
+            "request alone: leave xN out (--fault and rules take it)",
+        )
     return Rule(name=f"{FAULT_HEADER}: {spec}", reply=rule.reply, delivery=rule.delivery)
 
 

@@ -345,6 +345,13 @@ def test_one_off_fault_header(mock: MockServer) -> None:
         headers=AUTH | {"X-Mock-Fault": "nonsense=1"},
     )
     assert bad.status_code == 400 and "x-mock-fault" in bad.json()["error"]["message"]
+    counted = httpx.post(
+        mock.url + "/chat/completions",
+        json={"model": "deepseek-chat", "messages": MESSAGES},
+        headers=AUTH | {"X-Mock-Fault": "503x99"},
+    )
+    assert counted.status_code == 400
+    assert "xN counts requests" in counted.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
