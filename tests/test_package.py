@@ -148,15 +148,20 @@ def _stop(process: subprocess.Popen[str]) -> None:
         raise
 
 
-def _start_up_log(process: subprocess.Popen[str]) -> list[str]:
-    """The log up to uvicorn's line that ends the start-up (bounded: 60 lines)."""
+def _start_up_log(*args: str) -> list[str]:
+    """`serve ARGS`'s log up to uvicorn's line that ends the start-up (bounded: 60 lines)."""
+    process = _serve(*args)
     assert process.stdout is not None
     lines: list[str] = []
-    while "Started server process" not in "".join(lines[-1:]) and len(lines) < 60:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        lines.append(line)
+    try:
+        while "Started server process" not in "".join(lines[-1:]) and len(lines) < 60:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                break
+            lines.append(line)
+    finally:
+        _stop(process)
+        process.stdout.close()
     return lines
 
 
@@ -170,25 +175,13 @@ def _start_up_log(process: subprocess.Popen[str]) -> list[str]:
 def test_the_start_up_log_names_the_era_of_each_catalogue_served(
     dialect: str | None, eras: list[str]
 ) -> None:
-    process = _serve(*(("--dialect", dialect) if dialect else ()))
-    try:
-        lines = _start_up_log(process)
-    finally:
-        _stop(process)
-        assert process.stdout is not None
-        process.stdout.close()
+    lines = _start_up_log(*(("--dialect", dialect) if dialect else ()))
     said = [line.split("INFO", 1)[-1].strip() for line in lines if " era: " in line]
     assert len(said) == len(eras) and all(map(str.startswith, said, eras)), lines
 
 
 def test_serve_warns_when_its_cassette_folder_does_not_exist(tmp_path: Path) -> None:
-    process = _serve("--cassettes", str(tmp_path / "casettes"))
-    try:
-        lines = _start_up_log(process)
-    finally:
-        _stop(process)
-        assert process.stdout is not None
-        process.stdout.close()
+    lines = _start_up_log("--cassettes", str(tmp_path / "casettes"))
     warned = [line for line in lines if "WARNING" in line and "does not exist" in line]
     assert len(warned) == 1 and "404 no_recording" in warned[0], lines
 
