@@ -173,7 +173,7 @@ def header_fault(headers: Mapping[str, str]) -> Rule | None:
         raise ApiError(
             "invalid_request",
             f"{FAULT_HEADER}: {spec!r}: xN counts requests, and this header is for its own "
-            "request alone: leave xN out (--fault and rules take it)",
+            "request alone: leave xN out (--fault takes it, and a rule has times)",
         )
     return Rule(name=f"{FAULT_HEADER}: {spec}", reply=rule.reply, delivery=rule.delivery)
 
