@@ -164,7 +164,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     }
     middleware = [
         Middleware(NamespacePath),
-        Middleware(JournalMiddleware, journal_for=lambda scope: journal_of(mock, scope)),
+        Middleware(
+            JournalMiddleware,
+            journal_for=lambda scope: journal_of(mock, scope),
+            unavailable=mock.store.unavailable,
+        ),
     ]
     if mock.tapes is not None:
         from mockserver.replay import TapeMiddleware

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import builtins
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from mockserver.nesting import MAX_BODY_DEPTH, deeper_than, may_be_deeper_than
 if TYPE_CHECKING:
     from mockserver.state import JournalBook
 
+log = logging.getLogger("mockserver")
 SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 )
@@ -547,10 +549,13 @@ class JournalMiddleware:
         journal: JournalBook | None = None,
         *,
         journal_for: Callable[[Scope], JournalBook] | None = None,
+        unavailable: tuple[type[BaseException], ...] = (),
     ) -> None:
         """One journal for every exchange, or `journal_for(scope)`: the journal of the
-        request's namespace."""
+        request's namespace. `unavailable`: the errors of a shared store that cannot be
+        reached, which cost the exchange its entry (said in the log) and nothing else."""
         self.app = app
+        self.unavailable = unavailable
         if journal_for is None:
             if journal is None:
                 raise TypeError("JournalMiddleware needs a journal or journal_for")
@@ -613,7 +618,18 @@ class JournalMiddleware:
             entry.body = bytes(body)
             entry.capture = kept
             entry.elapsed_ms = (time.perf_counter() - clock) * 1000
-            await journal.arecord(entry)
+            try:
+                await journal.arecord(entry)
+            except self.unavailable as exc:
+                # The answer is the client's all the same: a stream still gets its last
+                # bytes, which are sent after this.
+                log.warning(
+                    "journal: %s %s (status %s) not recorded: the shared state is unreachable: %s",
+                    entry.method,
+                    entry.path,
+                    entry.status,
+                    exc,
+                )
 
         async def receiving() -> Message:
             message = await receive()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from mockserver.settings import Settings
 from mockserver.state import open_store
@@ -313,3 +314,32 @@ def test_while_redis_is_away_requests_get_a_503_that_says_so() -> None:
             assert health.status_code == 503 and "unreachable" in health.text
     finally:
         redis_alive.close()
+
+
+def test_a_stream_whose_store_goes_away_still_ends_cleanly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The journal's entry is written when the answer ends; with Redis gone by then, the
+    client still gets its last bytes, and the log says so in one line, not a traceback."""
+    from mockserver.server import MockServer
+    from tests.redis_server import redis_server
+
+    redis_alive = ExitStack()
+    url = redis_alive.enter_context(redis_server()) + "/0"
+    try:
+        with MockServer(state=url) as server:
+            paced = AUTH | {"X-Mock-Delivery": "gap=0.01"}
+            body = CHAT | {"stream": True, "max_tokens": 40}
+            with httpx.stream(
+                "POST", server.url + "/chat/completions", json=body, headers=paced, timeout=10
+            ) as answer:
+                lines = answer.iter_lines()
+                assert next(line for line in lines if line.startswith("data: "))
+                redis_alive.close()  # while the stream is in flight
+                rest = list(lines)  # raises if the stream does not end cleanly
+            assert answer.status_code == 200 and "data: [DONE]" in rest
+    finally:
+        redis_alive.close()
+    said = [record.getMessage() for record in caplog.records]
+    assert any("not recorded: the shared state is unreachable" in line for line in said), said
+    assert not any("Exception in ASGI application" in line for line in said), said
