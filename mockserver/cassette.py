@@ -454,7 +454,8 @@ def cassette_path(directory: Path, name: str) -> Path:
         raise ValueError(
             f"cassette name {name!r}: use letters, digits, '_', '-', '.' and '/' between parts"
         )
-    return directory / f"{name}.json"
+    # `greeting.json` names the file it would be as well as `greeting` does.
+    return directory / f"{name.removesuffix('.json')}.json"
 
 
 def load(path: Path, name: str | None = None, *, validate: bool = True) -> Cassette:

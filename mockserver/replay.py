@@ -39,7 +39,7 @@ from mockserver.cassette import (
 from mockserver.delivery import PLAIN, ConnectionDropped, Delivery, split_awkwardly
 from mockserver.dialects import DIALECTS, Dialect
 from mockserver.errors import ApiError
-from mockserver.faults import IN_BAND_ERROR, error_event, header_fault
+from mockserver.faults import IN_BAND_ERROR, error_event, error_words, fault_words, header_fault
 from mockserver.inbound import header_delivery
 from mockserver.recorder import (
     Forwarder,
@@ -254,7 +254,8 @@ async def replay_body(
 
 def _delivery(mock: Mock, scope: Scope, body: bytes, headers: Headers) -> Delivery | ApiError:
     """The faults asked for this request (X-Mock-Fault, the scenario's rules, X-Mock-Delivery,
-    the server's); an ApiError when a rule answers with an error instead."""
+    the server's); an ApiError when a rule answers with an error instead. The journal gets
+    them in --fault words, as for an answer the mock makes."""
     from mockserver.app import error_from
     from mockserver.validation import parse_body, parse_chat
 
@@ -272,9 +273,12 @@ def _delivery(mock: Mock, scope: Scope, body: bytes, headers: Headers) -> Delive
             if chat is not None:
                 rule = mock.space(headers).scenario.decide(chat, headers, dialect.name)
         if rule is not None and isinstance(rule.reply, ErrorReply):
+            scope["state"]["fault"] = error_words(rule.reply)
             return error_from(rule.reply)
         how = mock.settings.delivery.merged(rule.delivery if rule else PLAIN)
-        return how.merged(header_delivery(headers))
+        how = how.merged(header_delivery(headers))
+        scope["state"]["fault"] = fault_words(how)
+        return how
     except ApiError as exc:
         return exc
 

@@ -75,7 +75,7 @@ def add_replay_options(serve: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FIELD",
         help="a body field matching ignores: user, metadata.trace_id, messages[].name "
-        "(repeatable; default: user)",
+        "(repeatable; default: user; given, it replaces the default)",
     )
 
 

@@ -251,6 +251,14 @@ def test_faults_apply_on_top_of_a_replay(upstream: MockServer, tmp_path: Path) -
         bad = fetch(rep.url + CHAT, STREAM, headers=KEY | {"X-Mock-Fault": "error_at=1"})
         assert bad.body.startswith(data[2][0]) and b'"internal_error"' in bad.body
         assert bad.body.count(b"data:") == 2
+        # Each one journaled with its fault, in --fault words, as on the mock's own answers.
+        faults = [(e.rule, e.fault) for e in rep.journal.wait_for(4)]
+    assert faults == [
+        ("fault on a replay", "503"),
+        ("cassette default #0", "cut_after=3"),
+        ("cassette default #1", "reset_after=2"),
+        ("cassette default #2", "error_at=1"),
+    ]
 
 
 def test_record_modes(upstream: MockServer, tmp_path: Path) -> None:
@@ -282,8 +290,10 @@ def test_record_modes(upstream: MockServer, tmp_path: Path) -> None:
 def test_a_request_picks_its_cassette_by_header(upstream: MockServer, tmp_path: Path) -> None:
     with recorder(upstream, tmp_path) as rec:
         fetch(rec.url + CHAT, BODY, headers=KEY | {"X-Mock-Cassette": "suite/greeting"})
+        fetch(rec.url + CHAT, BODY, headers=KEY | {"X-Mock-Cassette": "suite/named.json"})
         bad = fetch(rec.url + CHAT, BODY, headers=KEY | {"X-Mock-Cassette": "../escape"})
     assert (tmp_path / "suite" / "greeting.json").exists()
+    assert sorted(p.name for p in (tmp_path / "suite").iterdir()) == ["greeting.json", "named.json"]
     assert bad.status == 400 and b"cassette name" in bad.body
 
 
