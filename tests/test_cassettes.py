@@ -133,6 +133,37 @@ def test_cassette_check_flags_a_retired_model(
     assert "'chat.completion.chunk' was expected" in capsys.readouterr().err
 
 
+def test_cassette_check_passes_what_was_recorded_broken_on_purpose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative test's cassette: a stream reset mid-way and an unknown model's 400. Both
+    are what they were recorded to show; re-recording would not change them."""
+    with (
+        MockServer(Settings(port=0, dialect="deepseek")) as upstream,
+        MockServer(
+            Settings(
+                port=0,
+                dialect="deepseek",
+                cassettes=tmp_path,
+                record_mode="all",
+                upstream=upstream.url,
+            )
+        ) as rec,
+    ):
+        broken = fetch(rec.url + CHAT, STREAM, headers=KEY | {"X-Mock-Fault": "reset_after=3"})
+        unknown = fetch(rec.url + CHAT, BODY | {"model": "nope"}, headers=KEY)
+    assert broken.reset and unknown.status == 400
+    path = tmp_path / "default.json"
+    assert cli.main(["cassette", "check", str(path)]) == 0, capsys.readouterr().err
+    # Its frames are still held to the schemas.
+    document = json.loads(path.read_text())
+    event = document["interactions"][0]["response"]["events"][0]
+    event["raw"] = event["raw"].replace('"object":"chat.completion.chunk"', '"object":"chunk"')
+    path.write_text(json.dumps(document))
+    assert cli.main(["cassette", "check", str(path)]) == 1
+    assert "'chat.completion.chunk' was expected" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["lint", "check"])
 def test_a_mistyped_or_empty_cassette_path_fails_rather_than_checking_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
