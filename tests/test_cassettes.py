@@ -3,15 +3,18 @@ to-scenario)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import openai
 import pytest
 
 from mockserver import cli
+from mockserver.cassette import load
 from mockserver.dialects import DIALECTS
 from mockserver.scenario import rules_from_json
 from mockserver.schemas import problems
@@ -84,7 +87,14 @@ def test_a_test_records_in_one_run_and_replays_in_the_next_unchanged(
     ) in teardown
 
 
-def _record(tmp_path: Path, era: str | None = None, *bodies: dict[str, object]) -> Path:
+def _record(
+    tmp_path: Path,
+    era: str | None = None,
+    *bodies: dict[str, object],
+    faults: Sequence[str | None] = (),
+) -> Path:
+    """Record `bodies` through a recorder in front of a mock; `faults[i]`: the X-Mock-Fault
+    the upstream answers body i with."""
     with (
         MockServer(Settings(port=0, dialect="deepseek", era=era)) as upstream,
         MockServer(
@@ -97,8 +107,8 @@ def _record(tmp_path: Path, era: str | None = None, *bodies: dict[str, object]) 
             )
         ) as rec,
     ):
-        for body in bodies:
-            fetch(rec.url + CHAT, body, headers=KEY)
+        for body, fault in itertools.zip_longest(bodies, faults[: len(bodies)]):
+            fetch(rec.url + CHAT, body, headers=KEY | ({"X-Mock-Fault": fault} if fault else {}))
     return tmp_path / "default.json"
 
 
@@ -138,22 +148,9 @@ def test_cassette_check_passes_what_was_recorded_broken_on_purpose(
 ) -> None:
     """A negative test's cassette: a stream reset mid-way and an unknown model's 400. Both
     are what they were recorded to show; re-recording would not change them."""
-    with (
-        MockServer(Settings(port=0, dialect="deepseek")) as upstream,
-        MockServer(
-            Settings(
-                port=0,
-                dialect="deepseek",
-                cassettes=tmp_path,
-                record_mode="all",
-                upstream=upstream.url,
-            )
-        ) as rec,
-    ):
-        broken = fetch(rec.url + CHAT, STREAM, headers=KEY | {"X-Mock-Fault": "reset_after=3"})
-        unknown = fetch(rec.url + CHAT, BODY | {"model": "nope"}, headers=KEY)
-    assert broken.reset and unknown.status == 400
-    path = tmp_path / "default.json"
+    path = _record(tmp_path, None, STREAM, BODY | {"model": "nope"}, faults=["reset_after=3"])
+    broken, unknown = load(path).interactions
+    assert broken.ending == "reset" and unknown.status == 400
     assert cli.main(["cassette", "check", str(path)]) == 0, capsys.readouterr().err
     # Its frames are still held to the schemas.
     document = json.loads(path.read_text())
