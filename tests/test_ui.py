@@ -201,19 +201,11 @@ def test_with_an_admin_token_the_page_takes_it_on_its_address() -> None:
 
 
 def test_the_start_up_log_links_the_page() -> None:
-    from tests.test_package import _base_url, _serve, _stop
+    from tests.test_package import _start_up_log
 
-    process = _serve()
-    try:
-        base = _base_url(process)
-        assert process.stdout is not None
-        lines: list[str] = []
-        while "Started server process" not in "".join(lines[-1:]) and len(lines) < 30:
-            lines.append(process.stdout.readline())  # uvicorn's own line ends our start-up log
-    finally:
-        _stop(process)
-        assert process.stdout is not None
-        process.stdout.close()
+    lines = _start_up_log()
+    (served,) = [line for line in lines if "DeepSeek API" in line and "base_url" in line]
+    base = served.split("base_url ")[1].split()[0]
     assert any(f"live page: {base}{ui.PAGE}" in line for line in lines), lines
 
 
