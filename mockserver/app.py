@@ -271,7 +271,7 @@ def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape
             how = settings.delivery.merged(rule.delivery).merged(header_delivery(headers))
             state["fault"] = fault_words(how)
             response = answer(
-                mock, space, dialect, chat, rule.reply, how, cached, headers, shape, again
+                mock, space, dialect, chat, rule.reply, how, cached, headers, shape, again, state
             )
         except BaseException:
             release()
@@ -319,11 +319,13 @@ def answer(
     request_headers: Mapping[str, str],
     shape: Shape,
     again: bool = False,
+    notes: dict[str, Any] | None = None,
 ) -> Response | BodyStream:
     """The reply to a request that passed every check, delivered `how` (the server's, the
     rule's and the request's delivery, merged): rendered, encoded, delivered.
     `cached_tokens()` gives the prompt-cache hit of the request's namespace; `again`: the
-    request is one read before (the same `ChatRequest`), so its answer may be kept."""
+    request is one read before (the same `ChatRequest`), so its answer may be kept; `notes`:
+    the exchange's state, which the journal reads."""
     settings = mock.settings
     if not chat.stream:
         check_single_frame(how)
@@ -347,7 +349,7 @@ def answer(
         template = mock.templates.find(at, owners)
         if template is not None:
             return from_template(
-                mock, space, dialect, chat, template, completion_id, request_headers
+                mock, space, dialect, chat, template, completion_id, request_headers, notes
             )
     completion = mock.responder.complete(
         chat, reply, completion_id=completion_id, model=model, cached_tokens=cached_tokens
@@ -427,12 +429,16 @@ def from_template(
     template: Template,
     completion_id: str,
     request_headers: Mapping[str, str],
+    notes: dict[str, Any] | None = None,
 ) -> Response | BodyStream:
     """An answer copied from its template: the same bytes, this request's id and time, and
-    the same accounting (the balance, the headers) as a rendered one."""
+    the same accounting (the balance, the headers) as a rendered one. The copy goes in
+    `notes`: the journal keeps it rather than the bytes (journal.Reproducible)."""
     space.balance.spend(template.completion.usage.total_tokens)
     headers = dialect.headers(template.completion, chat.stream, request_headers)
     writes = template.render(completion_id, int(mock.responder.clock()))
+    if notes is not None:
+        notes["copy"] = writes
     if chat.stream:
         return respond(mock, chat, unpaced(writes), headers)
     return Response(next(writes), media_type="application/json", headers=headers)

@@ -11,9 +11,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -41,7 +41,8 @@ ENTRY_OVERHEAD = 512  # an entry's own fields, roughly
 FRAME_COST = 128  # one kept frame, roughly
 # Open exchanges that keep their response as it is written (its body and frames, up to ~100 KiB
 # each): past this many at once, an exchange is journaled without them, so 10,000 open streams
-# cost the journal what 256 do.
+# cost the journal what 256 do. An answer copied from its template is kept as indexes into
+# it, which costs next to nothing: those are kept, however many, and not counted.
 CAPTURING_MAX = 256
 ADMIN_PREFIX = "/__mock/"
 REDACTED_SETS = 64  # header sets kept redacted; past it, the memory starts again
@@ -483,33 +484,56 @@ class FrameLog:
 LAZY_BYTES = 128 * 1024
 
 
+class Reproducible(Protocol):
+    """Where a response's writes come from, when each can be made again byte for byte (an
+    answer copied from its template): the endpoint leaves it in the scope's state as "copy"."""
+
+    def index_of(self, chunk: bytes) -> int | None:
+        """Which of its writes `chunk` is, or None when it is not one of them."""
+
+    def again(self, index: int) -> bytes:
+        """That write once more."""
+
+
 class Capture:
     """A response's writes as they left. Most entries are never read, so the request path only
-    keeps each write (one copy), and the body text and the frames are made when the entry is
-    read; a response bigger than LAZY_BYTES is read as it goes, as it always was."""
+    keeps each write (one copy, or only its index when `copy` can make it again), and the body
+    text and the frames are made when the entry is read; a response bigger than LAZY_BYTES is
+    read as it goes, as it always was."""
 
-    __slots__ = ("_body", "_log", "_size", "stream", "writes")
+    __slots__ = ("_body", "_copy", "_log", "_size", "stream", "writes")
 
-    def __init__(self, stream: bool) -> None:
+    def __init__(self, stream: bool, copy: Reproducible | None = None) -> None:
         self.stream = stream  # whether its frames are kept (a stream answered with 200)
-        self.writes: list[tuple[float, bytes]] = []
+        self.writes: list[tuple[float, bytes | int]] = []  # int: the copy's write of that index
+        self._copy = copy
         self._size = 0
         self._body = bytearray()  # once read as it goes: its first BODY_KEEP bytes
         self._log: FrameLog | None = None
 
     def add(self, chunk: bytes, at_ms: float) -> None:
         if self._log is None and self._size + len(chunk) <= LAZY_BYTES:
-            # A copy of its exact size: orjson's output holds a buffer of 8 KiB or more, which
-            # a thousand kept answers would otherwise pin.
-            self.writes.append((at_ms, bytes(memoryview(chunk))))
+            index = None if self._copy is None else self._copy.index_of(chunk)
+            # Else a copy of its exact size: orjson's output holds a buffer of 8 KiB or more,
+            # which a thousand kept answers would otherwise pin.
+            self.writes.append((at_ms, bytes(memoryview(chunk)) if index is None else index))
             self._size += len(chunk)
             return
         if self._log is None:
             self._log = FrameLog()
-            for before, earlier in self.writes:
+            for before, earlier in self._written():
                 self._take(earlier, before)
             self.writes = []
         self._take(chunk, at_ms)
+
+    def _written(self) -> Iterator[tuple[float, bytes]]:
+        copy = self._copy
+        for at_ms, write in self.writes:
+            if isinstance(write, int):
+                assert copy is not None  # an index is only ever kept for a copy
+                yield at_ms, copy.again(write)
+            else:
+                yield at_ms, write
 
     def _take(self, chunk: bytes, at_ms: float) -> None:
         body = self._body
@@ -528,10 +552,11 @@ class Capture:
         """The body's first BODY_KEEP bytes as text, the frames, and how many were dropped."""
         log = self._log
         if log is None:
-            body = b"".join(chunk for _, chunk in self.writes)[:BODY_KEEP]
+            writes = list(self._written())
+            body = b"".join(chunk for _, chunk in writes)[:BODY_KEEP]
             log = FrameLog()
             if self.stream:
-                for at_ms, chunk in self.writes:
+                for at_ms, chunk in writes:
                     if chunk:
                         log.write(chunk, at_ms)
         else:
@@ -599,17 +624,15 @@ class JournalMiddleware:
         )
         body = bytearray()
         kept: Capture | None = None  # the response, once it has started (and is kept)
+        counted = False  # kept, and counted against CAPTURING_MAX
         recorded = False
-        capture = self.capturing < CAPTURING_MAX
-        entry.response_kept = capture
-        self.capturing += capture
 
         async def finish() -> None:
             nonlocal recorded
             if recorded:
                 return
             recorded = True
-            self.capturing -= capture
+            self.capturing -= counted
             state = scope.get("state") or {}
             entry.dialect = state.get("dialect")
             entry.rule = state.get("rule")
@@ -641,14 +664,21 @@ class JournalMiddleware:
             return message
 
         async def sending(message: Message) -> None:
-            nonlocal kept
+            nonlocal kept, counted
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
                 entry.ttfb_ms = (time.perf_counter() - clock) * 1000
                 entry.raw_response_headers = list(message.get("headers", ()))
-                if capture:
-                    stream = (scope.get("state") or {}).get("stream")
-                    kept = Capture(stream=bool(entry.status == 200 and stream))
+                state = scope.get("state") or {}
+                copy: Reproducible | None = state.get("copy")
+                # A copy's capture holds indexes, not bytes: it costs nothing to keep while
+                # open, so only the others count against the cap.
+                counted = copy is None and self.capturing < CAPTURING_MAX
+                entry.response_kept = copy is not None or counted
+                self.capturing += counted
+                if entry.response_kept:
+                    stream = bool(entry.status == 200 and state.get("stream"))
+                    kept = Capture(stream=stream, copy=copy)
             elif message["type"] == "http.response.body":
                 chunk = message.get("body", b"")
                 entry.bytes += len(chunk)

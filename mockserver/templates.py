@@ -23,7 +23,7 @@ import operator
 import re
 import secrets
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from mockserver.caches import ByteBoundedCache
@@ -76,12 +76,51 @@ class Template:
     writes: tuple[Write, ...]
     size: int
 
-    def render(self, completion_id: str, created: int) -> Iterator[bytes]:
+    def render(self, completion_id: str, created: int) -> Copy:
         """The writes with `completion_id` and `created` put in, each made when it is asked
         for: a thousand open streams hold one write each, not their whole answers."""
-        values = (completion_id.encode(), str(created).encode())
-        for pattern, pick in self.writes:
-            yield pattern if pick is None else pattern % pick(values)
+        return Copy(self, (completion_id.encode(), str(created).encode()))
+
+    def write(self, index: int, values: tuple[bytes, bytes]) -> bytes:
+        pattern, pick = self.writes[index]
+        return pattern if pick is None else pattern % pick(values)
+
+
+class Copy:
+    """One answer's writes from its template, made one at a time. Each can be made again
+    (`again`), so the journal keeps the copy and the write's index, not the bytes: a load
+    test's thousand journaled streams would otherwise hold ~20 MiB of frames that the
+    template already holds."""
+
+    __slots__ = ("_last", "_next", "template", "values")
+
+    def __init__(self, template: Template, values: tuple[bytes, bytes]) -> None:
+        self.template = template
+        self.values = values
+        self._next = 0
+        self._last: bytes | None = None
+
+    def __iter__(self) -> Copy:
+        return self
+
+    def __next__(self) -> bytes:
+        index = self._next
+        if index >= len(self.template.writes):
+            raise StopIteration
+        self._next = index + 1
+        self._last = write = self.template.write(index, self.values)
+        return write
+
+    def index_of(self, chunk: bytes) -> int | None:
+        """The index of `chunk` if it is the very object this copy made last (and then lets
+        go of it): bytes that only look the same may come from anywhere."""
+        if chunk is not self._last:
+            return None
+        self._last = None
+        return self._next - 1
+
+    def again(self, index: int) -> bytes:
+        return self.template.write(index, self.values)
 
 
 def marked(completion: Completion) -> Completion:

@@ -340,22 +340,40 @@ _FRAME = st.sampled_from(
     cuts=st.lists(st.integers(min_value=0, max_value=400_000), max_size=60),
     stream=st.booleans(),
     lazy_bytes=st.sampled_from([0, 1_000, 50_000, LAZY_BYTES]),
+    copied=st.booleans(),
 )
 def test_a_capture_read_late_is_what_reading_it_as_it_came_gives(
-    frames: list[bytes], cuts: list[int], stream: bool, lazy_bytes: int
+    frames: list[bytes], cuts: list[int], stream: bool, lazy_bytes: int, copied: bool
 ) -> None:
     data = b"".join(frames)
     edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     writes = [(float(i), data[a:b]) for i, (a, b) in enumerate(itertools.pairwise(edges))]
     writes.insert(len(writes) // 2, (0.5, b""))  # an empty write counts for nothing
-    capture = Capture(stream=stream)
+    copy = _Writes([chunk for _, chunk in writes]) if copied else None
+    capture = Capture(stream=stream, copy=copy)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(journal_module, "LAZY_BYTES", lazy_bytes)
         for at_ms, chunk in writes:
             capture.add(chunk, at_ms)
     assert capture.read() == _eager(writes, stream)
-    # What it holds by reference stays within its bound; past it, the writes are read.
-    assert sum(len(chunk) for _, chunk in capture.writes) <= lazy_bytes
+    # What it holds by reference stays within its bound; past it, the writes are read. Of
+    # a copy's writes it holds none: their indexes only.
+    held = [chunk for _, chunk in capture.writes if isinstance(chunk, bytes)]
+    assert sum(map(len, held)) <= (0 if copied else lazy_bytes)
+
+
+class _Writes:
+    """A response's writes that can be made again (journal.Reproducible), as a copy from a
+    template is."""
+
+    def __init__(self, writes: list[bytes]) -> None:
+        self.writes = writes
+
+    def index_of(self, chunk: bytes) -> int | None:
+        return next((i for i, write in enumerate(self.writes) if write is chunk), None)
+
+    def again(self, index: int) -> bytes:
+        return self.writes[index]
 
 
 def test_an_entry_is_read_in_before_anyone_sees_it(mock: MockServer) -> None:

@@ -12,7 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from mockserver import templates
+from mockserver import journal as journal_module, templates
+from mockserver.journal import DONE
 from mockserver.responder import Completion, Responder
 from mockserver.scenario import Match, Reply, Rule, ToolCall
 from mockserver.server import MockServer
@@ -227,6 +228,64 @@ def test_the_journal_sees_a_copied_answer(servers: tuple[MockServer, MockServer]
     assert last.response_body == answers[-1].text
     data = [kind for _, _, kind in last.frames if kind == "data"]
     assert len(data) == len(data_events(answers[-1].text)) - 1  # all but [DONE]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+def test_a_copied_answer_is_journaled_whole_however_many_are_open(
+    servers: tuple[MockServer, MockServer],
+    completions: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stream: bool,
+) -> None:
+    """A copy's journal entry keeps indexes into its template, not bytes, so it is kept even
+    when no other exchange may keep its response (CAPTURING_MAX open at once; here 0), and it
+    reads back as the bytes that left."""
+    monkeypatch.setattr(journal_module, "CAPTURING_MAX", 0)
+    kept, _ = servers
+    body = CHAT | {"stream": stream}
+    answers = [_post(kept, "/chat/completions", body) for _ in range(6)]
+    entries = kept.journal.wait_for(6)
+    rendered = len(completions)
+    assert 2 <= rendered <= 3  # then copies (see the test of copies above)
+    assert [entry.response_kept for entry in entries] == [False] * rendered + [True] * (
+        6 - rendered
+    )
+    for entry, answer in list(zip(entries, answers, strict=True))[rendered:]:
+        assert entry.response_body == answer.text
+        assert entry.bytes == len(answer.content)
+        if stream:
+            assert entry.frames[-1][2] == DONE
+            assert sum(size for _, size, _ in entry.frames) == len(answer.content)
+
+
+def test_a_copy_names_only_its_own_writes() -> None:
+    made = Completion(
+        id="one",
+        created=1,
+        model="m",
+        choices=(),
+        usage=Usage(prompt_tokens=1, completion_tokens=1),
+    )
+
+    def write(completion: Completion) -> list[bytes]:
+        return [f"data: {completion.id} {completion.created}\n\n".encode(), b"data: [DONE]\n\n"]
+
+    owner = object()
+    at = templates.key(owner)
+    kept = Templates()
+    assert not kept.wanted(at) and kept.wanted(at)
+    template = kept.build(at, (owner,), made, write(made), write)
+    assert template is not None
+    copy = template.render("two", 2)
+    first = next(copy)
+    assert first == b"data: two 2\n\n"
+    assert copy.index_of(bytes(bytearray(first))) is None  # equal bytes, another object
+    assert copy.index_of(first) == 0
+    assert copy.index_of(first) is None  # named once: the copy lets go of it
+    second = next(copy)
+    assert copy.index_of(second) == 1
+    assert [copy.again(0), copy.again(1)] == [first, second]
+    assert list(copy) == []
 
 
 def test_a_copied_answer_spends_the_balance_as_a_fresh_one() -> None:
