@@ -622,7 +622,7 @@ class JournalMiddleware:
             started=started,
             truncated=truncated,
         )
-        body = bytearray()
+        body: bytes | bytearray = b""
         kept: Capture | None = None  # the response, once it has started (and is kept)
         counted = False  # kept, and counted against CAPTURING_MAX
         recorded = False
@@ -638,7 +638,7 @@ class JournalMiddleware:
             entry.rule = state.get("rule")
             entry.fault = state.get("fault")
             entry.stream = bool(state.get("stream", False))
-            entry.body = bytes(body)
+            entry.body = body if isinstance(body, bytes) else bytes(body)
             entry.capture = kept
             entry.elapsed_ms = (time.perf_counter() - clock) * 1000
             try:
@@ -655,12 +655,21 @@ class JournalMiddleware:
                 )
 
         async def receiving() -> Message:
+            nonlocal body
             message = await receive()
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
                 entry.body_bytes += len(chunk)
                 if len(body) < BODY_KEEP:
-                    body.extend(chunk[: BODY_KEEP - len(body)])
+                    piece = chunk[: BODY_KEEP - len(body)]
+                    if not body and type(piece) is bytes:
+                        # The usual case, a body in one message: kept as it came (the
+                        # endpoint holds the same object), not copied.
+                        body = piece
+                    else:
+                        if type(body) is bytes:
+                            body = bytearray(body)
+                        body += piece
             return message
 
         async def sending(message: Message) -> None:

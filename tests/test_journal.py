@@ -433,3 +433,49 @@ def test_response_headers_are_redacted_when_read_whatever_the_reader() -> None:
         assert headers["proxy-authorization"] == "…1234"
         assert headers["x-long"].startswith("v" * 100) and headers["x-long"].endswith("more bytes]")
     assert "raw_response_headers" not in first.to_json()
+
+
+@given(
+    pieces=st.lists(
+        st.binary(max_size=3).map(lambda b: b * 9_000) | st.binary(max_size=40),
+        max_size=12,
+    ),
+    as_bytearray=st.booleans(),
+)
+def test_a_request_body_in_any_number_of_messages_is_kept_to_its_bound(
+    pieces: list[bytes], as_bytearray: bool
+) -> None:
+    """One message or many, bytes or a bytearray from the server: the entry keeps the body's
+    first BODY_KEEP bytes and counts them all."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+    journal = Journal()
+    middleware = journal_module.JournalMiddleware(app, journal)
+    messages: list[dict[str, Any]] = [
+        {
+            "type": "http.request",
+            "body": bytearray(piece) if as_bytearray else piece,
+            "more_body": i < len(pieces) - 1,
+        }
+        for i, piece in enumerate(pieces or [b""])
+    ]
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    async def send(message: Any) -> None:
+        pass
+
+    asyncio.run(
+        middleware({"type": "http", "method": "POST", "path": "/x", "headers": []}, receive, send)
+    )
+    (entry,) = journal.entries()
+    whole = b"".join(pieces)
+    assert type(entry.body) is bytes
+    assert entry.body == whole[:BODY_KEEP]
+    assert entry.body_bytes == len(whole)
