@@ -258,14 +258,19 @@ def test_a_copied_answer_is_journaled_whole_however_many_are_open(
             assert sum(size for _, size, _ in entry.frames) == len(answer.content)
 
 
-def test_a_copy_names_only_its_own_writes() -> None:
-    made = Completion(
+def _bare_completion() -> Completion:
+    """A completion with no choices: what a template test needs of one is its id and time."""
+    return Completion(
         id="one",
         created=1,
         model="m",
         choices=(),
         usage=Usage(prompt_tokens=1, completion_tokens=1),
     )
+
+
+def test_a_copy_names_only_its_own_writes() -> None:
+    made = _bare_completion()
 
     def write(completion: Completion) -> list[bytes]:
         return [f"data: {completion.id} {completion.created}\n\n".encode(), b"data: [DONE]\n\n"]
@@ -307,13 +312,7 @@ def test_a_copied_answer_spends_the_balance_as_a_fresh_one() -> None:
 def test_the_cache_is_bounded_and_forgets_on_clear() -> None:
     kept = Templates(max_bytes=10_000, max_one=4_000)
     owner = object()
-    made = Completion(
-        id="one",
-        created=1,
-        model="m",
-        choices=(),
-        usage=Usage(prompt_tokens=1, completion_tokens=1),
-    )
+    made = _bare_completion()
 
     def write(size: int) -> Callable[[Completion], list[bytes]]:
         return lambda c: [f"{c.id} {c.created} ".encode() + b"x" * size]
