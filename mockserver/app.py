@@ -162,6 +162,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ClientDisconnect: client_left,
         Exception: render_error,
     }
+    # A shared store out of reach is an expected 503, answered where the request is: left to
+    # the server-error handler, it would be answered and then raised again (a traceback per
+    # request, the client's connection closed, the journal without the 503).
+    for kind in mock.store.unavailable:
+        handlers.setdefault(kind, render_error)
     middleware = [
         Middleware(NamespacePath),
         Middleware(

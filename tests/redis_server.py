@@ -26,8 +26,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """`redis://127.0.0.1:PORT`, for as long as the block runs."""
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """`redis://127.0.0.1:PORT`, for as long as the block runs; `port`: this one (a server
+    started again where one was), else a free one."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
@@ -35,8 +36,9 @@ def redis_server() -> Iterator[str]:
             "(.ci/run installs it when missing)",
             pytrace=False,
         )
+    chosen = port
     for _ in range(5):  # a port taken between choosing it and binding it: choose again
-        port = _free_port()
+        port = chosen or _free_port()
         process = subprocess.Popen(
             [
                 binary,

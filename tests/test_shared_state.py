@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import orjson
@@ -127,8 +128,15 @@ async def _post_all(
         return await asyncio.gather(*(one(i) for i in range(len(bodies))))
 
 
+class Served(Protocol):
+    """A server the helpers below send to: an Instance, or a MockServer in this process."""
+
+    @property
+    def url(self) -> str: ...
+
+
 def post_all(
-    nodes: Sequence[Instance],
+    nodes: Sequence[Served],
     count: int,
     body: dict[str, object] = CHAT,
     width: int = 16,
@@ -291,29 +299,81 @@ def test_a_bad_namespace_gets_a_clear_400(redis_db: str) -> None:
         assert "not a namespace name" in reply.json()["error"]["message"]
 
 
-def test_while_redis_is_away_requests_get_a_503_that_says_so() -> None:
+def test_while_redis_is_away_requests_get_a_503_that_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A store that cannot be reached is not a bug of the mock's: every request, the admin
-    API's too, gets a 503 in its dialect's envelope naming the store."""
+    API's too, gets a 503 in its dialect's envelope naming the store, on a connection that
+    stays open, with a line in the log rather than a traceback."""
     from mockserver.server import MockServer
     from tests.redis_server import redis_server
 
     redis_alive = ExitStack()
     url = redis_alive.enter_context(redis_server()) + "/0"
     try:
-        with MockServer(state=url) as server:
-            chat = server.url + "/chat/completions"
-            assert httpx.post(chat, json=CHAT, headers=AUTH).status_code == 200
+        with MockServer(state=url) as server, httpx.Client(base_url=server.url) as client:
+            assert client.post("/chat/completions", json=CHAT, headers=AUTH).status_code == 200
             redis_alive.close()  # redis-server stops; the mock goes on
-            away = httpx.post(chat, json=CHAT, headers=AUTH)
-            assert away.status_code == 503, away.text
-            assert (
-                f"the shared state (redis at {url}) is unreachable"
-                in away.json()["error"]["message"]
-            )
-            health = httpx.get(server.url + "/__mock/health")
+            for _ in range(2):  # the second on the same connection: it was not closed
+                away = client.post("/chat/completions", json=CHAT, headers=AUTH)
+                assert away.status_code == 503, away.text
+                assert "connection" not in away.headers
+                assert (
+                    f"the shared state (redis at {url}) is unreachable"
+                    in away.json()["error"]["message"]
+                )
+            health = client.get("/__mock/health")
             assert health.status_code == 503 and "unreachable" in health.text
+            journal = client.get("/__mock/journal")
+            assert journal.status_code == 503 and "unreachable" in journal.text
     finally:
         redis_alive.close()
+    said = [record.getMessage() for record in caplog.records]
+    assert not any("Exception in ASGI application" in line for line in said), said
+
+
+def test_a_redis_started_again_costs_no_request() -> None:
+    """Redis restarts under a busy mock: the connections the mock had pooled are closed on the
+    other side, and a command that finds its connection closed is sent again on a new one,
+    so no request gets a 503 for it."""
+    from mockserver.server import MockServer
+    from tests.redis_server import redis_server
+
+    redis_alive = ExitStack()
+    url = redis_alive.enter_context(redis_server())
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        with MockServer(state=url + "/0") as server:
+            before = _statuses([server], 40)
+            redis_alive.close()
+            redis_alive.enter_context(redis_server(port))  # empty, on the same port
+            after = _statuses([server], 40)
+    finally:
+        redis_alive.close()
+    assert (before, after) == ({200: 40}, {200: 40})
+
+
+def test_more_requests_at_once_than_the_pool_has_connections_all_get_their_answer(
+    redis_db: str,
+) -> None:
+    """Past the per-worker pool (redis_store.POOL_CONNECTIONS), a request waits for a
+    connection: none is refused with a 503 while Redis is there, and none is missing from
+    the journal."""
+    from mockserver.server import MockServer
+    from mockserver.state import redis_store
+
+    count = redis_store.POOL_CONNECTIONS * 5 // 2
+    with MockServer(state=redis_db) as server:
+        assert _statuses([server], count, width=count) == {200: count}
+        assert len(server.journal.wait_for(count, timeout=30)) == count
+
+
+def _statuses(nodes: Sequence[Served], count: int, width: int = 8) -> dict[int, int]:
+    """How many of `count` chat requests at once (`width` in flight) got each status."""
+    statuses: dict[int, int] = {}
+    for response in post_all(nodes, count, width=width):
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    return statuses
 
 
 def test_a_stream_whose_store_goes_away_still_ends_cleanly(

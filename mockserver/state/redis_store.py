@@ -55,6 +55,16 @@ if TYPE_CHECKING:
 Arg = bytes | str | int | float  # what a script takes
 Items = list[tuple[bytes, dict[bytes, bytes]]]  # a stream's entries, as XRANGE gives them
 PREFIX = "deepseek-mock"
+# Connections open at once per worker (per event loop) for the request path; past it a request
+# waits for one to come free, up to POOL_WAIT seconds, rather than being refused: redis-py's
+# own pool refuses the 101st at once ("Too many connections"), a false 503 under load.
+POOL_CONNECTIONS = 100
+POOL_WAIT = 10.0
+# A command that fails on a connection Redis has closed (it restarted, or dropped an idle
+# client) is sent again on a new one, after 10-100 ms; from_url alone gives connections no
+# retry, so each stale pooled connection cost one 503. Redis down for good still gives a 503,
+# a few hundred milliseconds later.
+RETRIES = 3
 STARTUP = b"startup"  # the rules key's value while a namespace has its start-up rules
 CACHE_KEYS = 100_000  # prompt-cache prefixes kept per namespace, then a tenth is dropped
 
@@ -201,6 +211,22 @@ SCRIPTS = {
 }
 
 
+def connection_options(*, asynchronous: bool = False) -> dict[str, Any]:
+    """What every connection to Redis is made with: a connect timeout, and RETRIES on a
+    connection error (each kind of client has its own kind of retry)."""
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.retry import Retry
+
+    backoff = ExponentialBackoff(cap=0.1, base=0.01)
+    return {
+        "socket_connect_timeout": 5,
+        "retry": AsyncRetry(backoff, RETRIES) if asynchronous else Retry(backoff, RETRIES),
+        "retry_on_error": [ConnectionError, TimeoutError],
+    }
+
+
 class RedisStore:
     shared = True
 
@@ -220,7 +246,7 @@ class RedisStore:
         # reads take pooled connections of their own, so a wait never holds the request path.
         try:
             self.client: redis.Redis = redis.Redis.from_url(
-                url, socket_connect_timeout=5, single_connection_client=True
+                url, single_connection_client=True, **connection_options()
             )
             self.client.ping()
         except (redis.RedisError, ValueError) as exc:
@@ -245,7 +271,13 @@ class RedisStore:
         if found is None:
             import redis.asyncio
 
-            client = redis.asyncio.Redis.from_url(self.url, socket_connect_timeout=5)
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=POOL_CONNECTIONS,
+                timeout=POOL_WAIT,
+                **connection_options(asynchronous=True),
+            )
+            client = redis.asyncio.Redis.from_pool(pool)  # closing the client closes the pool
             scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
             found = self._loop_clients[loop] = (client, scripts)
         return found[1]
