@@ -168,6 +168,11 @@ def test_the_page_has_the_admin_guard_and_a_strict_policy(mock: MockServer) -> N
     assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["error"]["message"]
     gone = httpx.get(mock.url + "/__mock/ui/entry/424242")
     assert gone.status_code == 404 and "not in the journal" in gone.text
+    # Not a number of an entry: a number too long to read (a 500 once), not a number at all,
+    # and digits that are not ASCII.
+    for seq in ("9" * 4301, "abc", "-1", "١٢"):
+        wrong = httpx.get(mock.url + "/__mock/ui/entry/" + seq)
+        assert wrong.status_code == 404 and "not in the journal" in wrong.text, seq
     assert httpx.get(mock.url + "/__mock/ui/nothing.js").status_code == 404
     for path in (ui.PAGE, EVENTS, "/__mock/ui/ui.js"):  # another method: 405, not the admin's 404
         refused = httpx.request("DELETE", mock.url + path)
