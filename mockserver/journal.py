@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
+import codecs
 import itertools
 import logging
 import threading
@@ -101,6 +102,14 @@ def redact_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[dict[str, st
     return out, cut_any or dropped > 0
 
 
+def utf8(data: bytes, *, cut: bool) -> str:
+    """`data` as text, bad bytes replaced. `cut`: the bytes are the start of longer ones, so
+    a character split at their end is left out rather than shown as a replacement."""
+    if not cut:
+        return data.decode("utf-8", errors="replace")
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=False)
+
+
 def redact_query(query: str) -> str:
     pairs = parse_qsl(query, keep_blank_values=True)
     return urlencode([(k, fingerprint(v) if k.lower() in SECRET_PARAMS else v) for k, v in pairs])
@@ -128,7 +137,8 @@ class Entry:
     # The response side. Plain JSON values only: what `to_json` writes can be read back.
     fault: str | None = None  # the delivery fault asked of the answer, in --fault words
     response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: str = ""  # its first BODY_KEEP bytes, as UTF-8 (bad bytes replaced)
+    # Its first BODY_KEEP bytes as UTF-8: bad bytes replaced, a character cut at the end left out.
+    response_body: str = ""
     # A stream's frames as they left: (ms from the request's start, bytes, kind), the first
     # FRAMES_HEAD and the last FRAMES_TAIL; kind is one of FRAME_KINDS.
     frames: list[tuple[float, int, str]] = field(default_factory=list)
@@ -180,7 +190,7 @@ class Entry:
             "truncated": data.pop("truncated") or len(body) < self.body_bytes,
         }
         if data["request"]["json"] is None and body:
-            data["request"]["text"] = body[:1024].decode("utf-8", errors="replace")
+            data["request"]["text"] = utf8(body[:1024], cut=len(body) > 1024)
         data["response"] = {
             "headers": data.pop("response_headers"),
             "body": data.pop("response_body"),
@@ -562,7 +572,7 @@ class Capture:
         else:
             body = bytes(self._body)
         frames = log.frames() if self.stream else []
-        return body.decode("utf-8", errors="replace"), frames, log.dropped
+        return utf8(body, cut=len(body) >= BODY_KEEP), frames, log.dropped
 
 
 class JournalMiddleware:

@@ -31,6 +31,7 @@ from mockserver.journal import (
     Journal,
     dump_entry,
     load_entry,
+    utf8,
 )
 from mockserver.scenario import Match, Reply, Rule
 from mockserver.server import MockServer
@@ -283,6 +284,42 @@ def test_a_long_answer_is_kept_up_to_its_bounds(mock: MockServer) -> None:
     assert shown["response"]["truncated"] is True
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_body_cut_to_its_bound_ends_on_a_whole_character(
+    mock_now: MockServer, stream: bool
+) -> None:
+    """The journal keeps a response's first BODY_KEEP bytes; where they end inside a
+    character, the text stops before it: a prefix of what was sent, never a replacement."""
+    mock_now.add(Rule(name="wide", reply=Reply(content="é😊" * 15_000)))
+    body = {
+        "model": "deepseek-flash",
+        "messages": [{"role": "user", "content": "hi"}],
+        "thinking": {"type": "disabled"},
+        "max_tokens": 100_000,
+        "stream": stream,
+    }
+    answer = httpx.post(mock_now.url + "/chat/completions", json=body, headers=AUTH, timeout=30)
+    (entry,) = mock_now.journal.wait_for(1)
+    assert entry.bytes == len(answer.content) > BODY_KEEP
+    kept = entry.response_body
+    assert "\ufffd" not in kept
+    assert answer.text.startswith(kept)
+    assert BODY_KEEP - 4 < len(kept.encode()) <= BODY_KEEP
+
+
+@pytest.mark.parametrize(
+    ("data", "cut", "text"),
+    [
+        (b"ab\xc3", True, "ab"),  # a character cut at the end: left out
+        (b"ab\xc3", False, "ab\ufffd"),  # the whole of it, broken: shown as broken
+        (b"a\xffb\xf0\x9f", True, "a\ufffdb"),  # a bad byte inside is still replaced
+        ("é😊".encode(), True, "é😊"),
+    ],
+)
+def test_utf8_leaves_out_only_a_character_cut_at_the_end(data: bytes, cut: bool, text: str) -> None:
+    assert utf8(data, cut=cut) == text
+
+
 def test_past_the_capture_cap_an_exchange_is_journaled_without_its_response(
     mock: MockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,7 +364,8 @@ def _eager(
     for at_ms, chunk in writes:
         if stream and chunk:
             log.write(chunk, at_ms)
-    return body.decode("utf-8", errors="replace"), log.frames() if stream else [], log.dropped
+    text = utf8(body, cut=len(body) >= BODY_KEEP)
+    return text, log.frames() if stream else [], log.dropped
 
 
 _FRAME = st.sampled_from(
