@@ -131,9 +131,15 @@ def error_event(dumps: Callable[[Any], bytes]) -> bytes:
 
 def check_single_frame(how: Delivery) -> None:
     """A non-streamed answer is one frame, frame 0: a fault asked for at a later frame could
-    never happen, so it is refused rather than silently ignored."""
-    for name in ("malformed_at", "error_at"):
-        n = getattr(how, name)
+    never happen, so it is refused rather than silently ignored. So is a cut or a stall after
+    frame 0: the body would leave whole all the same."""
+    asked = {
+        "reset_after" if how.reset else "cut_after": how.cut_after,
+        "stall_after": how.stall_after,
+        "malformed_at": how.malformed_at,
+        "error_at": how.error_at,
+    }
+    for name, n in asked.items():
         if n is not None and n > 0:
             raise ApiError(
                 "invalid_request",
@@ -196,6 +202,8 @@ def fault_words(how: Delivery) -> str | None:
     if how.is_plain:
         return None
     words = []
+    if how.keep_alives:
+        words.append(f"keep_alives={how.keep_alives}")
     if how.cut_after is not None:
         words.append(f"{'reset' if how.reset else 'cut'}_after={how.cut_after}")
     for name in ("stall_after", "malformed_at", "error_at"):

@@ -641,20 +641,32 @@ def test_frame_0_faults_break_a_non_streamed_body(mock: MockServer) -> None:
     assert reply.model_extra is not None and reply.model_extra["error"]["type"] == "server_error"
 
 
-@pytest.mark.parametrize("fault", ["malformed_at=3", "error_at=1"])
+@pytest.mark.parametrize(
+    "fault", ["malformed_at=3", "error_at=1", "cut_after=3", "reset_after=1", "stall_after=1"]
+)
 def test_a_later_frame_fault_on_a_non_streamed_body_is_refused(
     mock: MockServer, fault: str
 ) -> None:
+    """A non-streamed body is frame 0: a fault at or after frame 1 could never happen (a cut
+    or a stall after it would leave the body whole), so it is a 400 rather than skipped."""
     body = {"model": "deepseek-chat", "messages": MESSAGES}
-    for header in ("X-Mock-Fault", "X-Mock-Delivery"):
+    # The delivery header spells a reset as a cut with `reset`.
+    spelled = {
+        "X-Mock-Fault": fault,
+        "X-Mock-Delivery": fault.replace("reset_after=", "reset,cut_after="),
+    }
+    for header, words in spelled.items():
         refused = httpx.post(
-            mock.url + "/chat/completions", json=body, headers=AUTH | {header: fault}
+            mock.url + "/chat/completions", json=body, headers=AUTH | {header: words}
         )
-        assert refused.status_code == 400
-        assert "past the end of a non-streamed answer" in refused.json()["error"]["message"]
-    streamed = httpx.post(
+        assert refused.status_code == 400, refused.text
+        message = refused.json()["error"]["message"]
+        assert f"{fault} is past the end of a non-streamed answer" in message
+    with httpx.stream(
+        "POST",
         mock.url + "/chat/completions",
         json=body | {"stream": True},
         headers=AUTH | {"X-Mock-Fault": fault},
-    )
-    assert streamed.status_code == 200
+        timeout=10,
+    ) as streamed:
+        assert streamed.status_code == 200  # a stream has later frames

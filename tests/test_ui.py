@@ -315,7 +315,7 @@ def test_exchanges_arrive_live_and_open_as_frames_with_their_fault(
 
 def test_the_filter_narrows_the_rows_and_a_clear_empties_them(page: Page, live: MockServer) -> None:
     chat(live)
-    chat(live, **{"X-Mock-Fault": "cut_after=1"})
+    chat(live, **{"X-Mock-Fault": "cut_after=0"})  # the body cut: headers, then nothing
     with httpx.Client(base_url=live.url, headers=AUTH) as client:
         prompt = {"role": "user", "content": "the weather in Lisbon"}
         assert client.post("/chat/completions", json=CHAT | {"messages": [prompt]}).is_success
