@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from mockserver.errors import ApiError
-from mockserver.journal import ADMIN_PREFIX, dump_entry
+from mockserver.journal import ADMIN_PREFIX, Entry, dump_entry
 from mockserver.scenario import rule_to_json, rules_from_json
 from mockserver.state import namespace_of
 
@@ -53,6 +54,10 @@ ENDPOINTS = (
 )
 # Each route reads and changes the namespace the request names (X-Mock-Namespace or /ns/NAME).
 MAX_WAIT_SECONDS = 60.0
+# Journal waits parked at once, each in a thread of its own: anyio's default pool (40 threads)
+# is also where big prompts are parsed and the live page reads, so waits never take from it.
+# Past this many, a wait takes its turn; its timeout still runs from its request.
+MAX_WAITS = 256
 
 
 def is_loopback_address(host: str) -> bool:
@@ -82,6 +87,18 @@ def _host_of(authority: str) -> str | None:
 
 def _json(value: object, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def _journal_body(entries: Sequence[Entry], raw: bool, timed_out: str | None = None) -> bytes:
+    """`GET /__mock/journal`'s answer: the entries as JSON (`raw`: whole, as the stores keep
+    them), and what a wait that timed out says."""
+    if raw:
+        body: dict[str, object] = {"raw": [orjson.Fragment(dump_entry(e)) for e in entries]}
+    else:
+        body = {"entries": [entry.to_json() for entry in entries]}
+    if timed_out is not None:
+        body["timed_out"] = timed_out
+    return orjson.dumps(body)
 
 
 def _wait_args(count: str, timeout: str) -> tuple[int, float]:
@@ -173,6 +190,8 @@ def mount(mock: Mock, pages: Sequence[BaseRoute] = ()) -> Mount:
             }
         )
 
+    waits: list[anyio.CapacityLimiter] = []  # made on the event loop, at the first wait
+
     async def journal(request: Request) -> Response:
         guard(request)
         if request.method == "DELETE":
@@ -180,23 +199,26 @@ def mount(mock: Mock, pages: Sequence[BaseRoute] = ()) -> Mount:
             return Response(status_code=204)
         journal = mock.space(request.headers).journal
         wait = request.query_params.get("wait_for")
-        recorded = None
-        if wait is not None:
-            count, timeout = _wait_args(wait, request.query_params.get("timeout", "5"))
+        raw = request.query_params.get("raw") == "1"
+        if wait is None:
+            # Read and written in a thread: a full journal is megabytes of JSON, which would
+            # hold every other client (and every paced stream) while it is made.
+            body = await anyio.to_thread.run_sync(lambda: _journal_body(journal.entries(), raw))
+            return Response(body, media_type="application/json")
+        count, timeout = _wait_args(wait, request.query_params.get("timeout", "5"))
+        deadline = time.monotonic() + timeout
+
+        def waited() -> bytes:
             try:
-                entries = await anyio.to_thread.run_sync(journal.wait_for, count, timeout)
+                entries = journal.wait_for(count, max(deadline - time.monotonic(), 0.0))
             except AssertionError as exc:
-                recorded = str(exc)
-                entries = journal.entries()
-        else:
-            entries = journal.entries()
-        if request.query_params.get("raw") == "1":  # whole entries, as the stores keep them
-            body: dict[str, object] = {"raw": [orjson.Fragment(dump_entry(e)) for e in entries]}
-        else:
-            body = {"entries": [entry.to_json() for entry in entries]}
-        if recorded is not None:
-            body["timed_out"] = recorded
-        return _json(body)
+                return _journal_body(journal.entries(), raw, timed_out=str(exc))
+            return _journal_body(entries, raw)
+
+        if not waits:
+            waits.append(anyio.CapacityLimiter(MAX_WAITS))
+        body = await anyio.to_thread.run_sync(waited, limiter=waits[0])
+        return Response(body, media_type="application/json")
 
     async def scenario(request: Request) -> Response:
         guard(request)

@@ -208,3 +208,35 @@ def test_the_readme_namespace_example(mock: MockServer) -> None:
     assert httpx.get(mock.url + "/__mock/scenario", headers=team).json()["rules"] == [
         rule.name for rule in mock.mock.startup
     ]
+
+
+def test_parked_journal_waits_leave_the_worker_threads_to_big_prompts(mock: MockServer) -> None:
+    """More waits than anyio's default pool has threads (40) are parked, and a prompt big
+    enough to be counted in a worker thread is still answered while they wait: each wait has
+    a thread from a pool of its own."""
+    import select
+    import socket
+
+    from mockserver.app import OFFLOAD_BYTES
+
+    auth = {"Authorization": "Bearer sk-test"}
+    big = {
+        "model": "deepseek-chat",
+        "messages": [{"role": "user", "content": "word " * (OFFLOAD_BYTES // 4)}],
+    }
+    small = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+    host, port = mock.url.removeprefix("http://").split(":")
+    ask = b"GET /__mock/journal?wait_for=2&timeout=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    waits = [socket.create_connection((host, int(port)), timeout=60) for _ in range(50)]
+    try:
+        for wait in waits:  # each wait is sent whole before the big prompt is
+            wait.sendall(ask)
+        answered = httpx.post(mock.url + "/chat/completions", json=big, headers=auth, timeout=60)
+        assert answered.status_code == 200
+        early, _, _ = select.select(waits, [], [], 0)  # none answered yet: all still parked
+        assert early == []
+        httpx.post(mock.url + "/chat/completions", json=small, headers=auth)  # the 2nd entry
+        assert [wait.recv(12) for wait in waits] == [b"HTTP/1.1 200"] * 50
+    finally:
+        for wait in waits:
+            wait.close()
