@@ -7,14 +7,13 @@ they render it, as JSON or as a stream of chunks.
 from __future__ import annotations
 
 import random
-import secrets
 import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockserver import textgen, tokens
+from mockserver import ids, textgen, tokens
 from mockserver.scenario import Reply, ToolCall
 from mockserver.usage import PromptCache, Usage
 from mockserver.validation import ChatRequest
@@ -55,7 +54,7 @@ class Completion:
 def tool_call_id(index: int = 0) -> str:
     """`call_00_`, `call_01_`, … (the call's place in the message) + 24 letters and digits,
     the 2026 DeepSeek form."""
-    return f"call_{index:02d}_" + "".join(secrets.choice(ALNUM) for _ in range(24))
+    return f"call_{index:02d}_" + ids.pick(ALNUM, 24)
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, str | None]:

@@ -7,9 +7,9 @@ and it appends `/v1/messages`; DeepSeek's Messages reference also names `/anthro
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 
+from mockserver import ids
 from mockserver.anthropic.events import error_event, events, sse
 from mockserver.anthropic.message import IN_STREAM_ERROR, error_json, message_id, render
 from mockserver.anthropic.request import parse_messages
@@ -28,7 +28,7 @@ def _headers(
     completion: Completion | None, stream: bool, request: Mapping[str, str]
 ) -> dict[str, str]:
     # The same backend as DeepSeek's chat completions, so the same trace header.
-    return {"x-ds-trace-id": secrets.token_hex(16)}
+    return {"x-ds-trace-id": ids.hex_token(16)}
 
 
 ANTHROPIC = Dialect(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 import string
 from typing import Any
 
 import orjson
 
+from mockserver import ids
 from mockserver.errors import ApiError, Kind
 from mockserver.responder import CallOut, Choice, Completion
 from mockserver.usage import Usage
@@ -34,7 +34,7 @@ STOP_REASONS = {
 def message_id(model: str) -> str:
     """`msg_` and 24 letters and digits, the form of Anthropic's ids (DeepSeek's own on this
     surface were never captured)."""
-    return "msg_" + "".join(secrets.choice(ALNUM) for _ in range(24))
+    return "msg_" + ids.pick(ALNUM, 24)
 
 
 def signature(thinking: str) -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
 import string
-import uuid
 from collections.abc import Iterator
 
+from mockserver import ids
 from mockserver.dialects.base import (
     ALNUM,
     Dialect,
@@ -32,10 +31,8 @@ _FLAG_MODELS = frozenset({"deepseek-v3"})
 
 def _acedata_id(model: str) -> str:
     if model in _FLAG_MODELS:
-        return "as-" + "".join(
-            secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10)
-        )
-    return f"chatcmpl-{uuid.uuid4()}"
+        return "as-" + ids.pick(string.ascii_lowercase + string.digits, 10)
+    return f"chatcmpl-{ids.uuid4()}"
 
 
 def _acedata_render(c: Completion) -> Json:
@@ -116,8 +113,8 @@ def _acedata_chunks(c: Completion, include_usage: bool) -> Iterator[Part]:
 
 def _acedata_stream_id(model: str) -> str:
     """Together-style ids, as in the stream capture: o7X27b1-2kFHot-97098d957dd1d39a-PDX."""
-    pick = "".join(secrets.choice(ALNUM) for _ in range(13))
-    return f"{pick[:7]}-{pick[7:]}-{secrets.token_hex(8)}-PDX"
+    pick = ids.pick(ALNUM, 13)
+    return f"{pick[:7]}-{pick[7:]}-{ids.hex_token(8)}-PDX"
 
 
 ACEDATA_CODES: dict[Kind, tuple[str, int, str]] = {
@@ -168,7 +165,7 @@ def _acedata_error(error: ApiError, path: str) -> ErrorBody:
         return ErrorBody(status, message.encode(), "text/plain; charset=utf-8")
     body = {
         "error": {"code": error.code or code, "message": message},
-        "trace_id": str(uuid.uuid4()),
+        "trace_id": ids.uuid4(),
     }
     return ErrorBody(status, spaced(body))
 

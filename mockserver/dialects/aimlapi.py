@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import secrets
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
+from mockserver import ids
 from mockserver.catalog import Era
 from mockserver.dialects.base import (
     ALNUM,
@@ -111,7 +110,7 @@ def _aiml_error(error: ApiError, path: str) -> ErrorBody:
     body = {
         "message": message,
         "path": path,
-        "requestId": str(uuid.uuid4()),
+        "requestId": ids.uuid4(),
         "statusCode": status,
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
@@ -125,7 +124,7 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 def _aiml_headers(
     completion: Completion | None, stream: bool, request: Mapping[str, str]
 ) -> dict[str, str]:
-    headers = {"x-inference-id": str(uuid.uuid4())}
+    headers = {"x-inference-id": ids.uuid4()}
     client_id = request.get("x-client-request-id", "")
     if _CLIENT_ID.fullmatch(client_id):
         headers["x-client-request-id"] = client_id
@@ -185,10 +184,7 @@ AIMLAPI = Dialect(
     key_env="AIMLAPI_API_KEY",
     live_base_url="https://api.aimlapi.com",
     dumps=compact,
-    new_id=lambda model: (
-        f"gen-{int(datetime.now(UTC).timestamp())}-"
-        + "".join(secrets.choice(ALNUM) for _ in range(20))
-    ),
+    new_id=lambda model: f"gen-{int(datetime.now(UTC).timestamp())}-" + ids.pick(ALNUM, 20),
     render=_aiml_render,
     chunks=_aiml_chunks,
     error=_aiml_error,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from collections.abc import Iterator, Mapping
 
-from mockserver import tokens
+from mockserver import ids, tokens
 from mockserver.catalog import Era
 from mockserver.dialects.base import (
     Dialect,
@@ -173,7 +171,7 @@ def _deepseek_error(error: ApiError, path: str) -> ErrorBody:
 def _deepseek_headers(
     completion: Completion | None, stream: bool, request: Mapping[str, str]
 ) -> dict[str, str]:
-    return {"x-ds-trace-id": secrets.token_hex(16)}
+    return {"x-ds-trace-id": ids.hex_token(16)}
 
 
 def _deepseek_models(era: Era) -> Json:
@@ -231,7 +229,7 @@ DEEPSEEK = Dialect(
     key_env="DEEPSEEK_API_KEY",
     live_base_url="https://api.deepseek.com",
     dumps=compact,
-    new_id=lambda model: str(uuid.uuid4()),
+    new_id=lambda model: ids.uuid4(),
     render=_deepseek_render,
     chunks=_deepseek_chunks,
     fim_render=_fim_render,
