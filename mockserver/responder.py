@@ -15,7 +15,7 @@ from typing import Any
 
 from mockserver import ids, textgen, tokens
 from mockserver.scenario import Reply, ToolCall
-from mockserver.usage import PromptCache, Usage
+from mockserver.usage import PromptCache, Usage, cache_domain
 from mockserver.validation import ChatRequest
 
 ALNUM = string.ascii_letters + string.digits
@@ -92,14 +92,6 @@ def _logprobs(text: str, rng: random.Random, top: int) -> list[dict[str, Any]]:
             }
         )
     return items
-
-
-def cache_domain(chat: ChatRequest) -> str:
-    """DeepSeek's KV cache is kept per model, and `user_id` isolates one user's cache from
-    another's (rate-limit and isolation guide): a prefix only hits within the same domain."""
-    user = chat.raw.get("user_id")
-    model = chat.spec.answers_as or chat.spec.id
-    return f"{model}\x00{user if isinstance(user, str) else ''}"
 
 
 class Responder:

@@ -38,8 +38,12 @@ class Match:
             and (self.stream is None or self.stream == chat.stream)
             and (self.dialect is None or self.dialect == dialect)
             and (self.prompt is None or self.prompt.search(chat.last_user_text) is not None)
-            and all(
-                pattern.search(headers.get(name, "")) is not None for name, pattern in self.headers
+            and (
+                not self.headers  # the usual rule: no generator made for nothing
+                or all(
+                    pattern.search(headers.get(name, "")) is not None
+                    for name, pattern in self.headers
+                )
             )
         )
 

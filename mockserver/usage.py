@@ -7,6 +7,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mockserver.validation import ChatRequest
 
 # The cache works in whole units of this many tokens (DeepSeek's guide described 64-token
 # units); a prompt shorter than one unit never hits.
@@ -44,6 +48,14 @@ class Usage:
         if result.cache_hit_tokens > result.prompt_tokens:
             result = replace(result, cache_hit_tokens=result.prompt_tokens)
         return result
+
+
+def cache_domain(chat: ChatRequest) -> str:
+    """DeepSeek's KV cache is kept per model, and `user_id` isolates one user's cache from
+    another's (rate-limit and isolation guide): a prefix only hits within the same domain."""
+    user = chat.raw.get("user_id")
+    model = chat.spec.answers_as or chat.spec.id
+    return f"{model}\x00{user if isinstance(user, str) else ''}"
 
 
 # The keys of the last few prompts, by the identity of their ids (a repeated request brings

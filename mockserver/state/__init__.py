@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from mockserver.errors import ApiError
+from mockserver.usage import cache_domain
 
 if TYPE_CHECKING:
     from mockserver.journal import Batch, Entry
@@ -139,8 +140,6 @@ class Space:
 
     def cached_tokens(self, chat: ChatRequest) -> Callable[[], int]:
         """How to ask this namespace's prompt cache about `chat`'s prompt (and remember it)."""
-        from mockserver.responder import cache_domain
-
         return lambda: self.cache.hit(chat.prompt_ids, domain=cache_domain(chat))
 
     def reset(self, rules: Iterable[Rule]) -> None:

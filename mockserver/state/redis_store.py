@@ -45,7 +45,7 @@ from mockserver.scenario import GENERATED, ErrorReply, Rule, rule_from_json, rul
 from mockserver.settings import Settings
 from mockserver.state import DEFAULT_NAMESPACE, Space
 from mockserver.state.memory import NAMESPACE_JOURNAL_BYTES
-from mockserver.usage import UNIT
+from mockserver.usage import UNIT, cache_domain
 
 if TYPE_CHECKING:
     import redis
@@ -728,8 +728,6 @@ class RedisSpace(Space):
     async def decide(
         self, chat: ChatRequest, headers: Mapping[str, str], dialect: str
     ) -> tuple[Rule, Callable[[], int]]:
-        from mockserver.responder import cache_domain
-
         found = prefixes(chat.prompt_ids, cache_domain(chat))
         book = self.scenario
         rule, units = await book.adecide_with(chat, headers, dialect, found, self.cache.key)
