@@ -74,13 +74,13 @@ from mockserver.state import (
 from mockserver.streaming import KEEP_ALIVE, Part, expand
 from mockserver.templates import Template
 from mockserver.validation import ChatRequest, parse_body
-from mockserver.wire import BodyStream
+from mockserver.wire import BodyStream, WholeBody
 
 if TYPE_CHECKING:
     from mockserver.replay import Tapes
 
 log = logging.getLogger("mockserver")
-Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
+Endpoint = Callable[[Request], Awaitable[Response | BodyStream | WholeBody]]
 
 
 # Other wire formats a provider serves beside its chat completions, on the same server.
@@ -243,7 +243,7 @@ def _parse_fim(body: Any, dialect: Dialect, era: Era, path: str) -> ChatRequest:
 def completion_endpoint(mock: Mock, dialect: Dialect, parse: Parse, shape: Shape) -> Endpoint:
     settings = mock.settings
 
-    async def completions(request: Request) -> Response | BodyStream:
+    async def completions(request: Request) -> Response | BodyStream | WholeBody:
         # What the journal reads back (`request.state` is this dict, behind a wrapper per use).
         state = request.scope.setdefault("state", {})
         state["dialect"] = dialect.name
@@ -325,7 +325,7 @@ def answer(
     shape: Shape,
     again: bool = False,
     notes: dict[str, Any] | None = None,
-) -> Response | BodyStream:
+) -> BodyStream | WholeBody:
     """The reply to a request that passed every check, delivered `how` (the server's, the
     rule's and the request's delivery, merged): rendered, encoded, delivered.
     `cached_tokens()` gives the prompt-cache hit of the request's namespace; `again`: the
@@ -377,7 +377,7 @@ def answer(
             mock.templates.build(at, owners, completion, real, write)
             if chat.stream:
                 return respond(mock, chat, unpaced(real), headers)
-            return Response(real[0], media_type="application/json", headers=headers)
+            return WholeBody(real[0], headers=headers)
     # Pacing jitter is seeded as well; most requests have none, so no generator for them.
     rng = textgen.rng_for(settings.seed, chat.raw, -1) if how.gap_sigma else None
     if chat.stream:
@@ -397,7 +397,7 @@ def answer(
     if how.body is not None:
         body = how.body.encode()
     if how.is_plain and not head_delay:
-        return Response(body, media_type="application/json", headers=headers)
+        return WholeBody(body, headers=headers)
     return respond(mock, chat, deliver([body], how, keep_alive=b"\n", rng=rng), headers, head_delay)
 
 
@@ -435,7 +435,7 @@ def from_template(
     completion_id: str,
     request_headers: Mapping[str, str],
     notes: dict[str, Any] | None = None,
-) -> Response | BodyStream:
+) -> BodyStream | WholeBody:
     """An answer copied from its template: the same bytes, this request's id and time, and
     the same accounting (the balance, the headers) as a rendered one. The copy goes in
     `notes`: the journal keeps it rather than the bytes (journal.Reproducible)."""
@@ -446,7 +446,7 @@ def from_template(
         notes["copy"] = writes
     if chat.stream:
         return respond(mock, chat, unpaced(writes), headers)
-    return Response(next(writes), media_type="application/json", headers=headers)
+    return WholeBody(next(writes), headers=headers)
 
 
 def respond(

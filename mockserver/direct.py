@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mockserver.wire import BodyStream
+from mockserver.wire import BodyStream, WholeBody
 
-Endpoint = Callable[[Request], Awaitable[Response | BodyStream]]
+Endpoint = Callable[[Request], Awaitable[Response | BodyStream | WholeBody]]
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 

@@ -41,6 +41,35 @@ class OpenBodies:
 ENDLESS = "endless"
 
 
+class WholeBody:
+    """An answer sent in one message: what Starlette's `Response` sends (the same headers, in
+    the same order), without what it does per request that an answer never needs: a JSON
+    answer is the hot path of a load test, and its headers were a tenth of the cost."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self,
+        body: bytes,
+        *,
+        media_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+        status: int = 200,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (headers or {}).items()
+        ]
+        self.headers.append((b"content-length", str(len(body)).encode()))
+        self.headers.append((b"content-type", media_type.encode("latin-1")))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
 class BodyStream:
     def __init__(
         self,
