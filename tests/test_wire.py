@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
+from starlette.responses import Response
 
-from mockserver.wire import BodyStream
+from mockserver.wire import BodyStream, WholeBody
 
 Message = MutableMapping[str, Any]
 
@@ -143,3 +145,39 @@ def test_a_whole_body_ends_with_the_last_byte_and_leaves_no_task() -> None:
         await no_task_left()
 
     asyncio.run(scenario())
+
+
+_NAME = st.text("abcdefghijklmnopqrstuvwxyz-ABCXYZ", min_size=1, max_size=20)
+_VALUE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=40)
+
+
+@given(
+    st.binary(max_size=300),
+    st.dictionaries(_NAME, _VALUE, max_size=4),
+    st.sampled_from([200, 400, 429, 503]),
+)
+def test_a_whole_body_sends_what_starlettes_response_sends(
+    body: bytes, headers: dict[str, str], status: int
+) -> None:
+    # WholeBody stands in for Response on the hot path: the same two messages, the same
+    # headers in the same order (the dialect's, content-length, content-type).
+    async def sent(app: Any) -> list[Message]:
+        messages: list[Message] = []
+
+        async def send(message: Message) -> None:
+            messages.append(message)
+
+        async def receive() -> Message:
+            raise AssertionError("a whole body never reads")
+
+        await app({"type": "http"}, receive, send)
+        return messages
+
+    headers = {
+        k: v for k, v in headers.items() if k.lower() not in {"content-length", "content-type"}
+    }
+    ours = asyncio.run(sent(WholeBody(body, headers=headers, status=status)))
+    theirs = asyncio.run(
+        sent(Response(body, status_code=status, media_type="application/json", headers=headers))
+    )
+    assert ours == theirs
