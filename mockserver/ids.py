@@ -2,7 +2,7 @@
 
 An id must differ from every other id a test run sees; it need not be secret. `uuid.uuid4()`
 and `secrets` ask the kernel for each one (a system call, then for a UUID an object to
-format): ~4.5 µs of a repeated request's ~48, and an Anthropic message id drawn a character
+format): ~4.5 µs of a repeated request's ~44, and an Anthropic message id drawn a character
 at a time with `secrets.choice` ~15 µs. A generator of our own, seeded from the kernel, makes
 the same forms in a fraction of that.
 
