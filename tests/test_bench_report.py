@@ -70,3 +70,6 @@ def test_a_generated_row_is_held_to_the_peers_canned_figures() -> None:
     generated.values["mock"] = [9.5]
     assert generated.passed is True
     assert generated.targets[0].text == "≥ 1.5× fastest peer's canned"
+    # The row has no peer figures of its own: its peer column shows the ratio it is judged by.
+    row = table([canned, generated], peers=["aimock"]).splitlines()[3]
+    assert f"| {9.5 / 6:.2f}× (aimock's canned) |" in row

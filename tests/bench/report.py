@@ -16,6 +16,9 @@ THROUGHPUT = ("req/s", "events/s")  # units where higher is better
 class Target:
     text: str  # as shown, e.g. "≥ 0.6× bare"
     met: Callable[[Figure], bool | None]  # None: not measured in this run (e.g. no peers)
+    # What the row's peer column shows when the figure has no peers of its own but is judged
+    # against another row's (so a reader can check the verdict); None: nothing.
+    peer_cell: Callable[[Figure], str | None] | None = None
 
 
 @dataclass(slots=True)
@@ -146,10 +149,21 @@ def table(figures: list[Figure], peers: Sequence[str] = ()) -> str:
         cells.append(times(fig.ratio))
         if peers:
             fastest = fig.fastest_peer
-            cells.append("" if fastest is None else f"{times(fig.peer_ratio)} ({fastest})")
+            cells.append(
+                f"{times(fig.peer_ratio)} ({fastest})" if fastest is not None else borrowed(fig)
+            )
         cells.append("; ".join(verdict(target, met) for target, met in fig.verdicts()))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def borrowed(fig: Figure) -> str:
+    """The peer ratio a target of the row brings from another row, or an empty cell."""
+    for target in fig.targets:
+        shown = None if target.peer_cell is None else target.peer_cell(fig)
+        if shown is not None:
+            return shown
+    return ""
 
 
 def times(ratio: float | None) -> str:
@@ -181,12 +195,19 @@ def at_least_peer_ratio_of(limit: float, other: Figure) -> Target:
     """Against the fastest peer of another row: the peers have no generated replies, so the
     mock's generated answers are held to the peers' canned ones."""
 
-    def met(fig: Figure) -> bool | None:
+    def ratio(fig: Figure) -> float | None:
         fastest = other.fastest_peer
-        ratio = None if fastest is None else _ratio(fig.median(MOCK), other.median(fastest))
-        return None if ratio is None else ratio >= limit
+        return None if fastest is None else _ratio(fig.median(MOCK), other.median(fastest))
 
-    return Target(f"≥ {limit:g}× fastest peer's canned", met)
+    def met(fig: Figure) -> bool | None:
+        found = ratio(fig)
+        return None if found is None else found >= limit
+
+    def peer_cell(fig: Figure) -> str | None:
+        found = ratio(fig)
+        return None if found is None else f"{times(found)} ({other.fastest_peer}'s canned)"
+
+    return Target(f"≥ {limit:g}× fastest peer's canned", met, peer_cell)
 
 
 def at_most(limit: float, unit: str) -> Target:
