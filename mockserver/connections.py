@@ -4,7 +4,8 @@ held at once, and a stop that is quiet and clean.
 uvicorn closes idle keep-alive connections, but it has no deadline for a request that is still
 arriving: a client that sends half a header line (slowloris), nothing at all, or a body one byte
 at a time holds its socket forever, and enough of them exhaust the file limit. The protocol
-below adds the two deadlines and a cap on open connections; everything else is uvicorn's.
+below adds the two deadlines and a cap on open connections, and joins the writes an answer
+makes in one turn of the loop into one (`JoinedWrites`); everything else is uvicorn's.
 """
 
 from __future__ import annotations
@@ -87,7 +88,98 @@ class MockConfig(uvicorn.Config):
         super().load()
 
 
-class GuardedHttp(HttpToolsProtocol):
+class JoinedWrites(asyncio.Transport):
+    """A connection's transport that joins the writes made in one turn of the event loop.
+
+    uvicorn writes an answer's status line and headers as soon as the app starts it, and its
+    body as a second write: two system calls and two packets, and the client woken twice,
+    for a JSON answer sent whole. Over loopback the writes were a quarter of the server's time
+    for a plain request. Held until the loop's next turn, the two leave as one; a stream's
+    writes are each followed by a yield to the loop, so each still leaves before the next is
+    made. Order is kept, and closing the connection sends what is held first (an asked-for
+    reset still delivers its frames); aborting it, as a stop cut short does, drops it.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held:
+            self._loop.call_soon(self._send)
+        self._held.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def _send(self) -> None:
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        if not self._transport.is_closing():  # the client is gone: nobody to send it to
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self._send()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = []
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._held))
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        self._send()
+        self._transport.write_eof()
+
+
+class JoinedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol, its writes joined per turn of the loop (`JoinedWrites`)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self.transport = JoinedWrites(cast(asyncio.Transport, transport), self.loop)
+
+
+class GuardedHttp(JoinedHttp):
     """httptools' protocol with a deadline for the headers, one for the body, and a cap.
 
     The header deadline runs from the moment the connection opens, or from the first byte of a
@@ -125,7 +217,7 @@ class GuardedHttp(HttpToolsProtocol):
             )
             self.transport.close()
             return
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(transport)
         self._arm(self.header_timeout, "headers")
 
     def connection_lost(self, exc: Exception | None) -> None:

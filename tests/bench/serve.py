@@ -1,7 +1,9 @@
 """Launcher for one benchmarked server: `python -m tests.bench.serve --app mock|bare ...`.
 
-Both apps run on identical uvicorn settings (uvloop, httptools, one worker, no lifespan), so
-the only difference between them is the app.
+Both apps run on the same uvicorn settings (uvloop, httptools, one worker, no lifespan); the
+mock on its own protocol layer as `serve` ships it (uvicorn's httptools protocol with the
+writes of a turn of the loop joined, `mockserver.connections.JoinedHttp`), the bare app on
+uvicorn's own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 import uvicorn
@@ -84,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error("--app bare needs --captured")
         app = create_app(args.captured)
 
+    http: Any = "httptools"
+    if args.app == "mock":
+        from mockserver.connections import JoinedHttp  # not imported by the bare app
+
+        http = JoinedHttp
     try:
         uvicorn.run(
             app,
@@ -92,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             log_level="warning",
             lifespan="off",
             loop="uvloop",
-            http="httptools",
+            # The mock's own protocol layer, as `serve` ships it (its writes joined per turn of
+            # the loop) without `serve`'s deadlines; the bare app runs on uvicorn's own.
+            http=http,
             workers=None,
             backlog=4096,
         )  # returns after SIGINT: uvicorn shuts down cleanly, then the stats get written
