@@ -4,8 +4,8 @@ held at once, and a stop that is quiet and clean.
 uvicorn closes idle keep-alive connections, but it has no deadline for a request that is still
 arriving: a client that sends half a header line (slowloris), nothing at all, or a body one byte
 at a time holds its socket forever, and enough of them exhaust the file limit. The protocol
-below adds the two deadlines and a cap on open connections, and joins the writes an answer
-makes in one turn of the loop into one (`JoinedWrites`); everything else is uvicorn's.
+below adds the two deadlines and a cap on open connections, and sends an answer's head in one
+write with what follows it (`JoinedWrites`); everything else is uvicorn's.
 """
 
 from __future__ import annotations
@@ -89,15 +89,16 @@ class MockConfig(uvicorn.Config):
 
 
 class JoinedWrites(asyncio.Transport):
-    """A connection's transport that joins the writes made in one turn of the event loop.
+    """A connection's transport that sends an answer's head together with what follows it.
 
     uvicorn writes an answer's status line and headers as soon as the app starts it, and its
     body as a second write: two system calls and two packets, and the client woken twice,
     for a JSON answer sent whole. Over loopback the writes were a quarter of the server's time
-    for a plain request. Held until the loop's next turn, the two leave as one; a stream's
-    writes are each followed by a yield to the loop, so each still leaves before the next is
-    made. Order is kept, and closing the connection sends what is held first (an asked-for
-    reset still delivers its frames); aborting it, as a stop cut short does, drops it.
+    for a plain request. The head (uvicorn writes it whole, `HTTP/1.1 ...` to the blank line)
+    is held, and the next write goes out with it at once; a head nothing follows in the same
+    turn of the loop (a delayed stream, a `100 Continue`) leaves on the loop's next turn. Every
+    other write goes straight through, so nothing waits that did not before, and order is
+    kept. Closing sends what is held first; aborting, as a stop cut short does, drops it.
     """
 
     __slots__ = ("_held", "_loop", "_transport")
@@ -106,12 +107,18 @@ class JoinedWrites(asyncio.Transport):
         super().__init__()
         self._transport = transport
         self._loop = loop
-        self._held: list[bytes] = []
+        self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._held:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data[:9] == b"HTTP/1.1 " and data[-4:] == b"\r\n\r\n":
+            self._held = bytes(data)  # a copy if the caller may reuse its buffer
             self._loop.call_soon(self._send)
-        self._held.append(bytes(data))
+        else:
+            self._transport.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -119,18 +126,18 @@ class JoinedWrites(asyncio.Transport):
 
     def _send(self) -> None:
         held = self._held
-        if not held:
+        if held is None:
             return
-        self._held = []
+        self._held = None
         if not self._transport.is_closing():  # the client is gone: nobody to send it to
-            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+            self._transport.write(held)
 
     def close(self) -> None:
         self._send()
         self._transport.close()
 
     def abort(self) -> None:
-        self._held = []
+        self._held = None
         self._transport.abort()
 
     def is_closing(self) -> bool:
@@ -155,7 +162,7 @@ class JoinedWrites(asyncio.Transport):
         return self._transport.get_protocol()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._held))
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self._transport.set_write_buffer_limits(high, low)
@@ -172,7 +179,7 @@ class JoinedWrites(asyncio.Transport):
 
 
 class JoinedHttp(HttpToolsProtocol):
-    """uvicorn's httptools protocol, its writes joined per turn of the loop (`JoinedWrites`)."""
+    """uvicorn's httptools protocol, an answer's head sent with what follows it (`JoinedWrites`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]

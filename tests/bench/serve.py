@@ -1,8 +1,8 @@
 """Launcher for one benchmarked server: `python -m tests.bench.serve --app mock|bare ...`.
 
 Both apps run on the same uvicorn settings (uvloop, httptools, one worker, no lifespan); the
-mock on its own protocol layer as `serve` ships it (uvicorn's httptools protocol with the
-writes of a turn of the loop joined, `mockserver.connections.JoinedHttp`), the bare app on
+mock on its own protocol layer as `serve` ships it (uvicorn's httptools protocol with an
+answer's head sent with what follows it, `mockserver.connections.JoinedHttp`), the bare app on
 uvicorn's own.
 """
 
