@@ -100,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             log_level="warning",
             lifespan="off",
             loop="uvloop",
-            # The mock's own protocol layer, as `serve` ships it (its writes joined per turn of
-            # the loop) without `serve`'s deadlines; the bare app runs on uvicorn's own.
+            # The mock's own protocol layer, as `serve` ships it (an answer's head sent with what
+            # follows it) without `serve`'s deadlines; the bare app runs on uvicorn's own.
             http=http,
             workers=None,
             backlog=4096,
