@@ -38,8 +38,12 @@ class Recorder(asyncio.Transport):
 
 
 async def next_turn() -> None:
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    """Return once every callback scheduled before it has run: the loop runs `call_soon`
+    callbacks in the order they were scheduled, so a held write's send has happened."""
+    loop = asyncio.get_running_loop()
+    turned = loop.create_future()
+    loop.call_soon(turned.set_result, None)
+    await turned
 
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n"
