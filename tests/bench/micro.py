@@ -31,7 +31,7 @@ def measure(name: str, step: Callable[[], object], repeats: int) -> Cost:
 
 
 def costs(texts: Texts, repeats: int) -> list[Cost]:
-    from mockserver import templates, tokens
+    from mockserver import bpe, templates, tokens
     from mockserver.delivery import batched
     from mockserver.dialects import DEEPSEEK
     from mockserver.journal import Entry, Journal
@@ -84,7 +84,7 @@ def costs(texts: Texts, repeats: int) -> list[Cost]:
         ),
         (
             "token counting, new text (uncached encode, ~200-token prompt)",
-            lambda: tokens._tokenizer().encode_batch_fast([prompt_text], add_special_tokens=False),
+            lambda: bpe.encoder().encode(prompt_text),
         ),
         (
             "token counting, a long text with a new end (its pieces cached but the last)",
