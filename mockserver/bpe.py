@@ -15,7 +15,7 @@ import ctypes
 import itertools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,21 +97,17 @@ class Encoder:
         """The ids of `text`; an added token in it is one id, as the tokenizer's added-token
         split makes it, and the text between them is encoded on its own."""
         if "<" not in text and "｜" not in text:  # where every added token starts
-            return self._ordinary(text)
+            return self.encoding.encode_ordinary(text)
         ids: list[int] = []
         start = 0
         for found in self.added_in.finditer(text):
             if found.start() > start:
-                ids += self._ordinary(text[start : found.start()])
+                ids += self.encoding.encode_ordinary(text[start : found.start()])
             ids.append(self.added[found.group()])
             start = found.end()
         if start < len(text):
-            ids += self._ordinary(text[start:])
+            ids += self.encoding.encode_ordinary(text[start:])
         return ids
-
-    @property
-    def _ordinary(self) -> Callable[[str], list[int]]:
-        return self.encoding.encode_ordinary
 
     def token_bytes(self, token_id: int) -> bytes:
         return self.encoding.decode_single_token_bytes(token_id)
