@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.metadata
 import posixpath
 from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
@@ -82,6 +81,10 @@ RETRY_HEADERS = {
 
 
 def _version() -> str:
+    # Asked for only when a document is served: importing `importlib.metadata` (email, zipfile,
+    # csv, ...) was ~8 ms of every start-up.
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("deepseek-mock")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
