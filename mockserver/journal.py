@@ -406,10 +406,12 @@ class FrameLog:
         self._late_nl = False
         self._late_popped = False
 
-    def write(self, chunk: bytes, at_ms: float) -> None:
+    def write(self, chunk: bytes, at_ms: float, ends: int | None = None) -> None:
+        """`ends`: how many frames end in `chunk` (the blank lines in it), when the caller
+        knows."""
         head = self.head
         if len(head) >= self._limit:
-            self._write_late(chunk, at_ms)
+            self._write_late(chunk, at_ms, ends)
             return
         start = pos = 0
         size = len(chunk)
@@ -456,8 +458,8 @@ class FrameLog:
             self._open_start += chunk[start : start + _KIND_BYTES - len(self._open_start)]
         self._open_nl = chunk.endswith(b"\n")
 
-    def _write_late(self, chunk: bytes, at_ms: float) -> None:
-        ended = chunk.count(b"\n\n")
+    def _write_late(self, chunk: bytes, at_ms: float, ends: int | None = None) -> None:
+        ended = chunk.count(b"\n\n") if ends is None else ends
         if self._late_nl and chunk.startswith(b"\n"):
             ended += 1  # the blank line was split between the writes
         self._late_nl = chunk.endswith(b"\n")
@@ -504,6 +506,9 @@ class Reproducible(Protocol):
     def again(self, index: int) -> bytes:
         """That write once more."""
 
+    def ends_in(self, index: int) -> int:
+        """How many frames end in that write (the blank lines in it), without searching it."""
+
 
 class Capture:
     """A response's writes as they left. Most entries are never read, so the request path only
@@ -522,8 +527,9 @@ class Capture:
         self._log: FrameLog | None = None
 
     def add(self, chunk: bytes, at_ms: float) -> None:
+        copy = self._copy
+        index = None if copy is None else copy.index_of(chunk)
         if self._log is None and self._size + len(chunk) <= LAZY_BYTES:
-            index = None if self._copy is None else self._copy.index_of(chunk)
             # Else a copy of its exact size: orjson's output holds a buffer of 8 KiB or more,
             # which a thousand kept answers would otherwise pin.
             self.writes.append((at_ms, bytes(memoryview(chunk)) if index is None else index))
@@ -534,7 +540,7 @@ class Capture:
             for before, earlier in self._written():
                 self._take(earlier, before)
             self.writes = []
-        self._take(chunk, at_ms)
+        self._take(chunk, at_ms, None if index is None or copy is None else copy.ends_in(index))
 
     def _written(self) -> Iterator[tuple[float, bytes]]:
         copy = self._copy
@@ -545,12 +551,12 @@ class Capture:
             else:
                 yield at_ms, write
 
-    def _take(self, chunk: bytes, at_ms: float) -> None:
+    def _take(self, chunk: bytes, at_ms: float, ends: int | None = None) -> None:
         body = self._body
         if len(body) < BODY_KEEP:
             body.extend(chunk[: BODY_KEEP - len(body)])
         if self.stream and chunk and self._log is not None:
-            self._log.write(chunk, at_ms)
+            self._log.write(chunk, at_ms, ends)
 
     @property
     def cost(self) -> int:

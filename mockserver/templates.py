@@ -75,6 +75,10 @@ class Template:
     completion: Completion  # with the stand-ins: what headers and the balance read
     writes: tuple[Write, ...]
     size: int
+    # How many frames end in each write (its blank lines, `\n\n`): the same in every copy,
+    # since an id and a time hold no newline. The journal counts a long stream's frames
+    # from these instead of searching every write of every copy (~1 ns a byte).
+    ends: tuple[int, ...]
 
     def render(self, completion_id: str, created: int) -> Copy:
         """The writes with `completion_id` and `created` put in, each made when it is asked
@@ -121,6 +125,9 @@ class Copy:
 
     def again(self, index: int) -> bytes:
         return self.template.write(index, self.values)
+
+    def ends_in(self, index: int) -> int:
+        return self.template.ends[index]
 
 
 def marked(completion: Completion) -> Completion:
@@ -185,9 +192,14 @@ class Templates:
             return None
         stand_in = marked(completion)
         # Exact-size copies: orjson's output holds a buffer of 8 KiB or more.
-        writes = tuple(_formatted(bytes(memoryview(part))) for part in write(stand_in))
-        template = Template(owners, stand_in, writes, sum(len(part) for part, _ in writes))
-        if list(template.render(completion.id, completion.created)) != real:
+        parts = [bytes(memoryview(part)) for part in write(stand_in)]
+        writes = tuple(map(_formatted, parts))
+        ends = tuple(part.count(b"\n\n") for part in parts)
+        template = Template(owners, stand_in, writes, sum(len(part) for part, _ in writes), ends)
+        # The proof: byte for byte the real answer, and so the same frame ends in each write.
+        if list(template.render(completion.id, completion.created)) != real or ends != tuple(
+            part.count(b"\n\n") for part in real
+        ):
             self.refuse(at)
             return None
         self._kept.put(at, template)

@@ -285,6 +285,28 @@ def test_a_long_answer_is_kept_up_to_its_bounds(mock: MockServer) -> None:
     assert shown["response"]["truncated"] is True
 
 
+def test_a_long_stream_copied_from_its_template_is_journaled_as_it_was_sent(
+    mock: MockServer,
+) -> None:
+    """Past LAZY_BYTES a stream's frames are counted as they go; a copy's are counted from
+    its template's counts rather than by searching each write. The fourth request is a copy
+    (the first misses the prompt cache, the next two are the hit's first two sightings, and
+    the second of them makes the template): every entry must hold the frames it sent."""
+    mock.add(Rule(name="long", reply=Reply(content="word " * 2_000)))
+    answers = [
+        httpx.post(mock.url + "/chat/completions", json=BODY | {"stream": True}, headers=AUTH)
+        for _ in range(4)
+    ]
+    entries = mock.journal.wait_for(4)
+    for entry, answer in zip(entries, answers, strict=True):
+        sent = [frame + b"\n\n" for frame in answer.content.split(b"\n\n") if frame]
+        assert entry.bytes == len(answer.content) > LAZY_BYTES
+        kept = sent[:FRAMES_HEAD] + sent[-FRAMES_TAIL:]
+        assert [size for _, size, _ in entry.frames] == list(map(len, kept))
+        assert entry.frames_dropped == len(sent) - len(kept)
+        assert entry.frames[-1][2] == DONE
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 def test_a_body_cut_to_its_bound_ends_on_a_whole_character(
     mock_now: MockServer, stream: bool
@@ -413,6 +435,9 @@ class _Writes:
 
     def again(self, index: int) -> bytes:
         return self.writes[index]
+
+    def ends_in(self, index: int) -> int:
+        return self.writes[index].count(b"\n\n")
 
 
 def test_an_entry_is_read_in_before_anyone_sees_it(mock: MockServer) -> None:
