@@ -8,7 +8,6 @@ from pathlib import Path
 
 import orjson
 
-from tests.bench.bare import batches, split_frames
 from tests.bench.load import Distinct, _Stream, requests_of, wrk_script
 from tests.bench.workload import build_texts, distinct_body, generated_body, rule_spec
 
@@ -60,13 +59,6 @@ def test_asyncio_requests_never_repeat_a_distinct_body() -> None:
 def test_asyncio_requests_repeat_a_fixed_body() -> None:
     make = requests_of("/chat/completions", b"{}")
     assert make() == make()
-
-
-def test_bare_batches_are_the_frames_sixteen_at_a_time() -> None:
-    frames = split_frames(b"".join(b"data: %d\n\n" % i for i in range(40)))
-    joined = batches(frames, 16)
-    assert [part.count(b"data: ") for part in joined] == [16, 16, 8]
-    assert b"".join(joined) == b"".join(frames)
 
 
 class _Transport:

@@ -109,7 +109,7 @@ def notes(bench: Bench, pinned: bool, elapsed: float) -> str:
             if max(server_c16, default=100) < 80
             else ""
         ),
-        "Streams: the bare app writes 16 frames per send, as the mock does; the rows "
+        "Streams: the bare app joins frames into writes of ~32 KiB, as the mock does; the rows "
         "'bare one frame per send' show the same stream written a frame at a time.",
         "A new prompt every request: a counter after the prompt, a range of its own per run, "
         "so no request body repeats in the whole bench; the prompt's text before the counter "

@@ -2,8 +2,8 @@
 
 It does what a typical hand-written endpoint does and nothing more: parse the JSON body and
 pick a fixed answer. A stream is sent the way the mock sends one when nothing paces it: its
-frames joined in batches of `mockserver.delivery.BATCH`, yielding to the loop between
-batches, so a streaming ratio compares the servers and not two ways of writing. The same
+frames joined into writes by `mockserver.delivery.batched`, yielding to the loop between
+writes, so a streaming ratio compares the servers and not two ways of writing. The same
 stream one frame per send (as a typical hand-written endpoint does it) is served at
 `UNBATCHED + /chat/completions`. Whatever the mock costs beyond this is the price of
 validation, token counting, rules, rendering, the journal and pacing.
@@ -32,19 +32,14 @@ def split_frames(stream: bytes) -> list[bytes]:
     return [frame + b"\n\n" for frame in stream.split(b"\n\n") if frame]
 
 
-def batches(frames: list[bytes], size: int) -> list[bytes]:
-    """Consecutive frames joined `size` at a time: the writes the mock makes."""
-    return [b"".join(frames[i : i + size]) for i in range(0, len(frames), size)]
-
-
 def create_app(captured: Path) -> Starlette:
-    from mockserver.delivery import BATCH
+    from mockserver.delivery import batched
 
     answer = (captured / JSON_SHORT).read_bytes()
     short_frames = split_frames((captured / STREAM_SHORT).read_bytes())
     long_frames = split_frames((captured / STREAM_LONG).read_bytes())
-    short_batches = batches(short_frames, BATCH)
-    long_batches = batches(long_frames, BATCH)
+    short_batches = list(batched(short_frames))
+    long_batches = list(batched(long_frames))
 
     async def chat(request: Request) -> Response:
         body = await request.json()
@@ -59,7 +54,7 @@ def create_app(captured: Path) -> Starlette:
         async def events() -> AsyncIterator[bytes]:
             for i, write in enumerate(writes):
                 if pause and i:
-                    await anyio.sleep(0)  # as the mock: other streams get in between batches
+                    await anyio.sleep(0)  # as the mock: other streams get in between writes
                 yield write
 
         return StreamingResponse(
