@@ -234,6 +234,11 @@ class GuardedHttp(JoinedHttp):
             return
         super().connection_lost(exc)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn's own warning tells the user to install a WebSocket library. The mock serves
+        # HTTP only (`ws="none"`): the request is answered as the plain request it also is.
+        log.info("ignored an Upgrade header: the mock speaks HTTP/1.1 only")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.request_begun = True
@@ -347,6 +352,9 @@ def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> MockConfig:
         settings,
         http=GuardedHttp,
         lifespan="off",
+        # The mock serves no WebSocket: "auto" would import the websockets package at every
+        # start (~30 ms) for upgrades the mock never accepts.
+        ws="none",
         backlog=2048,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # The admin API trusts loopback peers: the peer must be the socket's, never an address

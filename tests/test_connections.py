@@ -3,6 +3,7 @@ unexpected errors on pooled connections, and a clean stop."""
 
 from __future__ import annotations
 
+import logging
 import resource
 import signal
 import socket
@@ -239,3 +240,24 @@ def test_under_a_low_file_limit_idle_sockets_cannot_lock_everyone_out() -> None:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=15)
     assert process.returncode == 0, output
+
+
+def test_a_websocket_handshake_gets_the_plain_answer_and_no_install_hint(
+    mock: MockServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The mock serves HTTP only, so uvicorn loads no WebSocket library; an upgrade is answered
+    # as the HTTP request it also is, and the log does not tell the user to install one.
+    handshake = {
+        "Authorization": "Bearer k",
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    with caplog.at_level(logging.INFO, logger="mockserver"):
+        answer = httpx.get(mock.base_url + "/models", headers=handshake)
+    assert answer.status_code == 200
+    assert "data" in answer.json()
+    said = [record.getMessage() for record in caplog.records]
+    assert "ignored an Upgrade header: the mock speaks HTTP/1.1 only" in said
+    assert not any("WebSocket library" in text for text in said)
