@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import cast
+
+from tests.bench.__main__ import notes
 from tests.bench.report import (
     Figure,
     at_least_peer_ratio,
@@ -9,6 +13,7 @@ from tests.bench.report import (
     at_least_ratio,
     table,
 )
+from tests.bench.runner import FULL, Bench
 
 
 def throughput() -> Figure:
@@ -73,3 +78,31 @@ def test_a_generated_row_is_held_to_the_peers_canned_figures() -> None:
     # The row has no peer figures of its own: its peer column shows the ratio it is judged by.
     row = table([canned, generated], peers=["aimock"]).splitlines()[3]
     assert f"| {9.5 / 6:.2f}× (aimock's canned) |" in row
+
+
+def _notes_for(client_shares: dict[str, list[float]]) -> str:
+    bench = SimpleNamespace(
+        diagnostics={"client_cpu_pct.mock.c16": [30.0], **client_shares},
+        plan=FULL,
+        loadgen="wrk",
+        peers=[],
+    )
+    return notes(cast(Bench, bench), pinned=True, elapsed=1.0)
+
+
+def test_the_notes_name_a_stream_row_the_client_limited() -> None:
+    said = _notes_for(
+        {
+            "client_cpu_pct.mock.streams1": [40.0],
+            "client_cpu_pct.bare.streams1": [96.0],  # the busiest server's round counts
+            "client_cpu_pct.mock.streams1000": [38.0],
+        }
+    )
+    assert "96% (streams)" in said
+    assert "reached 85% or more at 1 stream(s)" in said
+    assert "so they are not the limit" not in said
+
+
+def test_the_notes_clear_the_clients_when_none_was_busy() -> None:
+    said = _notes_for({"client_cpu_pct.mock.streams100": [50.0]})
+    assert "30% (requests) and 50% (streams) of theirs, so they are not the limit." in said
