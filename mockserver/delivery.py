@@ -21,9 +21,9 @@ import anyio
 # bytes in fewer sends. Each send costs the server about as much as making the frames in it
 # (on loopback the kernel delivers to the client inside the send), so a 100-token stream (~30 KB
 # of DeepSeek frames) in one write lets a core serve ~1.5 times the streams it did at 16
-# frames per send (`make bench`, run I). Half of the 64 KiB where uvicorn stops writing to a
-# slow reader, so a write alone never reaches it; yielding to the loop between writes keeps
-# other streams moving.
+# frames per send (`make bench`, run I). Half of the 64 KiB a transport buffers before it
+# pauses the writer (uvicorn then waits for a slow reader), so a write alone never reaches
+# it; yielding to the loop between writes keeps other streams moving.
 WRITE_BYTES = 32 * 1024
 MAX_SECONDS = 3600.0  # an hour: longer than any client waits, short enough to end on its own
 
