@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -449,6 +449,10 @@ def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> Ch
     asks_logprobs = logprobs or body.get("top_logprobs") is not None
     if thinking and asks_logprobs and (refused := era.refusal("logprobs_in_thinking", model=model)):
         raise refused
+    # Counted before the era's rules see the request, so it is built once, whole (a copy with
+    # its ids cost more than the rules); a rule's refusal still comes before the context check.
+    tools_text = orjson.dumps(tools).decode() if tools else ""
+    prompt_ids = tokens.prompt_ids(messages, tools_text, template=spec.template, thinking=thinking)
     chat = ChatRequest(
         model=model,
         spec=spec,
@@ -465,14 +469,13 @@ def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> Ch
         top_logprobs=top_logprobs,
         thinking=thinking,
         effort=effort,
+        prompt_ids=prompt_ids,
         raw=body,
         era=era,
         beta=beta,
     )
     rules.check(chat)
 
-    tools_text = orjson.dumps(tools).decode() if tools else ""
-    prompt_ids = tokens.prompt_ids(messages, tools_text, template=spec.template, thinking=thinking)
     requested = len(prompt_ids) + chat.output_limit
     if requested > spec.context:
         raise ApiError(
@@ -483,4 +486,4 @@ def parse_chat(body: Any, limits: Limits, era: Era, *, beta: bool = False) -> Ch
             "Please reduce the length of the messages or completion.",
             param="messages",
         )
-    return replace(chat, prompt_ids=prompt_ids)
+    return chat
