@@ -482,7 +482,7 @@ def models_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
         if dialect.models_need_key:
             authenticate(request, dialect, mock.settings.api_keys)
         body = dialect.models_body(mock.era(dialect, request.headers))
-        return Response(dialect.dumps(body), media_type="application/json")
+        return listing(dialect, request, body)
 
     return list_models
 
@@ -492,9 +492,16 @@ def balance_endpoint(mock: Mock, dialect: Dialect) -> Endpoint:
         request.state.dialect = dialect.name
         authenticate(request, dialect, mock.settings.api_keys)
         body = dialect.balance_body(mock.space(request.headers).balance.available)
-        return Response(dialect.dumps(body), media_type="application/json")
+        return listing(dialect, request, body)
 
     return balance
+
+
+def listing(dialect: Dialect, request: Request, body: Any) -> Response:
+    """A GET answer (the models, the balance) with the headers the provider puts on every
+    response: DeepSeek's trace id, AI/ML API's inference id."""
+    headers = dialect.headers(None, False, request_headers(request.scope))
+    return Response(dialect.dumps(body), headers=headers, media_type="application/json")
 
 
 def journal_of(mock: Mock, scope: Scope) -> JournalBook:

@@ -170,7 +170,8 @@ def _error(dialect: Dialect, status: int, headers: Json) -> Json:
 
 
 def _headers(dialect: Dialect, *, success: bool, stream: bool = False) -> Json:
-    """The headers a dialect sends; required only where every response carries them."""
+    """The headers a dialect sends; required only where every response carries them.
+    `success`: a completion, which may carry its cost (an error or a listing does not)."""
     if dialect.name in ("deepseek", "anthropic"):  # one backend, one trace header
         return {
             "x-ds-trace-id": {
@@ -338,6 +339,7 @@ def _get(dialect: Dialect, what: str, *, needs_key: bool) -> Json:
         "responses": {
             "200": {
                 "description": "The answer",
+                "headers": _headers(dialect, success=False),
                 "content": {"application/json": {"schema": schema}},
             },
             **(_errors(dialect, (401,)) if needs_key else {}),

@@ -51,6 +51,22 @@ def test_sdk_gets_a_deepseek_completion_with_exact_usage(mock: MockServer) -> No
     assert body["usage"]["prompt_cache_hit_tokens"] + body["usage"]["prompt_cache_miss_tokens"] == 5
 
 
+def test_the_model_list_and_the_balance_carry_the_trace_header_as_every_answer_does(
+    mock: MockServer,
+) -> None:
+    # DeepSeek puts x-ds-trace-id on every response (200s and errors alike); the AI/ML API
+    # its x-inference-id.
+    with client(mock) as sdk:
+        listed = sdk.models.with_raw_response.list()
+    base = mock.url_for("deepseek")
+    balance = httpx.get(base + "/user/balance", headers=AUTH)
+    traces = [listed.headers["x-ds-trace-id"], balance.headers["x-ds-trace-id"]]
+    assert all(len(t) == 32 and int(t, 16) >= 0 for t in traces) and traces[0] != traces[1]
+    aiml = httpx.get(mock.url_for("aimlapi") + "/models")
+    assert aiml.status_code == 200
+    assert len(aiml.headers["x-inference-id"]) == 36
+
+
 def test_the_seed_multi_turn_example_runs_unchanged_against_acedata(mock: MockServer) -> None:
     # The AceData page's own `requests` example, only the URL swapped.
     payload = {
