@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mockserver.errors import ApiError
 from mockserver.journal import ADMIN_PREFIX, Entry, dump_entry
+from mockserver.openapi import ADMIN_DOCUMENT, document_path
 from mockserver.scenario import rule_to_json, rules_from_json
 from mockserver.state import namespace_of
 
@@ -41,7 +42,7 @@ PREFIX = ADMIN_PREFIX.rstrip("/")
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 ENDPOINTS = (
     ("GET", "/__mock/", "this list"),
-    ("GET", "/__mock/health", "status, dialects, open streams, journal size"),
+    ("GET", "/__mock/health", "status, dialects and their base URLs, open streams, journal size"),
     ("GET", "/__mock/journal", "every exchange, secrets redacted (?wait_for=N&timeout=S waits)"),
     ("DELETE", "/__mock/journal", "empty the journal"),
     ("GET", "/__mock/scenario", "rule names and how often each answered"),
@@ -170,13 +171,17 @@ def mount(mock: Mock, pages: Sequence[BaseRoute] = ()) -> Mount:
                 "endpoints": [
                     {"method": method, "path": path, "does": does}
                     for method, path, does in ENDPOINTS
-                ]
+                ],
+                # The OpenAPI documents served beside them: this API's, and each dialect's.
+                "documents": {"admin": ADMIN_DOCUMENT}
+                | {d.name: document_path(prefix, d) for prefix, d in mock.mounts},
             }
         )
 
     async def health(request: Request) -> Response:
         guard(request)
         space = mock.space(request.headers)
+        root = str(request.base_url).rstrip("/")
         return _json(
             {
                 "status": "ok",
@@ -184,6 +189,8 @@ def mount(mock: Mock, pages: Sequence[BaseRoute] = ()) -> Mount:
                 "open_bodies": mock.bodies.count,
                 "namespace": space.name,
                 "base_paths": {d.name: prefix + d.sdk_path for prefix, d in mock.mounts},
+                # The same as a client's base_url, as this request reached the server.
+                "base_urls": {d.name: root + prefix + d.sdk_path for prefix, d in mock.mounts},
                 "journal": len(space.journal),
                 "state": mock.store.describe(),
                 "pid": os.getpid(),

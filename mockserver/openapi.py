@@ -470,6 +470,14 @@ def _admin_op(name: str, responses: Json, body: Json | None = None) -> Json:
     return operation
 
 
+ADMIN_DOCUMENT = ADMIN_PREFIX + "openapi.json"
+
+
+def document_path(prefix: str, dialect: Dialect) -> str:
+    """Where a mounted dialect's document is served: `openapi.json` at its root."""
+    return prefix + dialect.home.rstrip("/") + "/openapi.json"
+
+
 def routes(mock: Mock) -> list[Route]:
     """`GET <dialect root>/openapi.json` for each mount, and `GET /__mock/openapi.json`."""
 
@@ -489,6 +497,6 @@ def routes(mock: Mock) -> list[Route]:
     for prefix, dialect in mock.mounts:
         era = mock.era(dialect, {})
         document = functools.partial(dialect_document, prefix, dialect, era)
-        out.append(Route(prefix + dialect.home.rstrip("/") + "/openapi.json", serve(document)))
-    out.append(Route(ADMIN_PREFIX + "openapi.json", serve(admin_document)))
+        out.append(Route(document_path(prefix, dialect), serve(document)))
+    out.append(Route(ADMIN_DOCUMENT, serve(admin_document)))
     return out

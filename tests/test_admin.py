@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import anthropic
 import httpx
+import openai
 import pytest
 from starlette.requests import Request
 
@@ -152,6 +154,41 @@ def test_the_admin_root_lists_its_endpoints(mock: MockServer) -> None:
     listed = {(e["method"], e["path"]) for e in response.json()["endpoints"]}
     assert ("GET", "/__mock/journal") in listed and ("POST", "/__mock/reset") in listed
     assert len(listed) == 11 and ("GET", "/__mock/ui") in listed
+    # Beside them, where each OpenAPI document is served: the admin API's and each dialect's.
+    documents = response.json()["documents"]
+    mounted = {dialect.name for _, dialect in mock.mock.mounts}
+    assert len(mounted) == 4 and set(documents) == {"admin", *mounted}
+    for name, path in documents.items():
+        document = httpx.get(mock.url + path).json()
+        assert document["openapi"].startswith("3."), name
+    assert documents["admin"] == "/__mock/openapi.json"
+    assert documents["acedata"] == "/deepseek/openapi.json"
+
+
+def test_health_gives_each_dialect_a_base_url_its_sdk_takes_as_it_is(mock: MockServer) -> None:
+    health = httpx.get(mock.url + "/__mock/health").json()
+    urls = health["base_urls"]
+    assert urls == {name: mock.url + path for name, path in health["base_paths"].items()}
+    assert urls["deepseek"] == mock.url and urls["anthropic"] == mock.url + "/anthropic"
+    for dialect in ("deepseek", "aimlapi"):
+        with openai.OpenAI(base_url=urls[dialect], api_key="sk-test", max_retries=0) as sdk:
+            answer = sdk.chat.completions.create(
+                model="deepseek-chat", messages=[{"role": "user", "content": "Hello"}]
+            )
+        assert answer.choices[0].message.content, dialect
+    with anthropic.Anthropic(base_url=urls["anthropic"], api_key="sk-test") as client:
+        message = client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "Hello"}],
+        )
+    assert message.content
+    acedata = httpx.post(
+        urls["acedata"] + "/chat/completions",
+        json={"model": "deepseek-v3", "messages": [{"role": "user", "content": "Hello"}]},
+        headers={"Authorization": "Bearer sk-test"},
+    )
+    assert acedata.status_code == 200
 
 
 def test_the_token_takes_bearer_in_any_case_and_only_with_it() -> None:
