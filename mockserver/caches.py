@@ -1,5 +1,6 @@
 """A least-recently-used cache bounded by an estimate of the bytes it holds, not by a count:
-one huge value cannot pin megabytes, and many small ones still fit."""
+one huge value cannot pin megabytes, and many small ones still fit. Optionally with a
+doorkeeper: a key is kept only from its second sighting on."""
 
 from __future__ import annotations
 
@@ -12,15 +13,28 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class ByteBoundedCache(Generic[K, V]):
-    """Thread-safe; a value whose cost alone is over the bound is never kept."""
+# How many first sightings a doorkeeper remembers (their hashes) before it starts afresh.
+DOORKEEPER_KEYS = 4096
 
-    def __init__(self, max_bytes: int, cost: Callable[[K, V], int]) -> None:
+
+class ByteBoundedCache(Generic[K, V]):
+    """Thread-safe; a value whose cost alone is over the bound is never kept.
+
+    With `doorkeeper`, a key's first `put` only notes its hash, and the value is kept from
+    the second on: under a stream of keys that never come back (a new prompt every request)
+    the cache keeps what repeats instead of filling its bound with what does not, and the
+    requests skip the bookkeeping of an entry nobody reads."""
+
+    def __init__(
+        self, max_bytes: int, cost: Callable[[K, V], int], *, doorkeeper: bool = False
+    ) -> None:
         self.max_bytes = max_bytes
         self._cost = cost
         self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.bytes = 0
+        # The hashes of keys put once; None: every key is kept at once.
+        self._seen: set[int] | None = set() if doorkeeper else None
 
     def get(self, key: K) -> V | None:
         with self._lock:
@@ -31,6 +45,15 @@ class ByteBoundedCache(Generic[K, V]):
             return found[0]
 
     def put(self, key: K, value: V) -> None:
+        seen = self._seen
+        if seen is not None:
+            with self._lock:
+                code = hash(key)  # a string keeps its hash: the lookups after it reuse it
+                if code not in seen:
+                    if len(seen) >= DOORKEEPER_KEYS:
+                        seen.clear()
+                    seen.add(code)
+                    return
         cost = self._cost(key, value)
         if cost > self.max_bytes:
             return
@@ -48,6 +71,8 @@ class ByteBoundedCache(Generic[K, V]):
         with self._lock:
             self._items.clear()
             self.bytes = 0
+            if self._seen is not None:
+                self._seen.clear()
 
     def __len__(self) -> int:
         with self._lock:

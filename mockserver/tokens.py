@@ -34,9 +34,13 @@ def encode(text: str) -> tuple[int, ...]:
 # serves them all, and a repeated request (the usual case in a test suite) costs nothing.
 # Bounded by bytes (a token id costs a tuple slot and an int object, ~36 bytes; a character ~1),
 # so a multi-megabyte prompt is counted again rather than pinned; `/__mock/reset` empties it.
+# A text is kept from its second sighting on: a new prompt every request (a counter at its
+# end) would otherwise fill the bound with texts and last pieces never asked for again, ~7 MiB
+# of a server's memory and a put and an eviction per request, while the pieces it shares with
+# the others are kept all the same.
 ENCODE_CACHE_BYTES = 16 * 1024 * 1024
 _encoded: ByteBoundedCache[str, tuple[int, ...]] = ByteBoundedCache(
-    ENCODE_CACHE_BYTES, lambda text, ids: 100 + len(text) + 36 * len(ids)
+    ENCODE_CACHE_BYTES, lambda text, ids: 100 + len(text) + 36 * len(ids), doorkeeper=True
 )
 
 

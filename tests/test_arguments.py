@@ -10,7 +10,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from mockserver import arguments
+from mockserver import arguments, caches
 from mockserver.caches import ByteBoundedCache
 from mockserver.errors import ApiError
 
@@ -113,5 +113,24 @@ def test_the_byte_bounded_cache_keeps_within_its_bound() -> None:
     assert cache.get("b") is None and cache.get("a") and cache.get("c")
     cache.put("huge", "h" * 101)  # bigger than the whole bound: never kept
     assert cache.get("huge") is None and cache.bytes <= 100
+
+
+def test_a_doorkeeper_keeps_a_key_from_its_second_sighting_on() -> None:
+    cache: ByteBoundedCache[str, str] = ByteBoundedCache(
+        1000, lambda key, value: len(value), doorkeeper=True
+    )
+    cache.put("a", "x")
+    assert cache.get("a") is None and cache.bytes == 0
+    cache.put("a", "x")
+    assert cache.get("a") == "x"
+    cache.put("b", "y")
+    cache.clear()  # forgets the sightings too
+    cache.put("b", "y")
+    assert cache.get("b") is None
+    # The sightings are bounded: past DOORKEEPER_KEYS others, a key is new again.
+    for n in range(caches.DOORKEEPER_KEYS):
+        cache.put(f"k{n}", "")
+    cache.put("b", "y")
+    assert cache.get("b") is None
     cache.clear()
     assert cache.bytes == 0 and len(cache) == 0

@@ -126,7 +126,8 @@ def test_a_long_text_encoded_in_pieces_is_the_text_encoded_whole(text: str, size
     original = tokens.PIECE_CHARS
     tokens.PIECE_CHARS = size  # small pieces: many cuts in every example
     try:
-        assert tokens.encode(text) == whole
+        for _ in range(3):  # fresh, then kept (its second sighting), then from the cache
+            assert tokens.encode(text) == whole
         pieces = tokens.pieces_of(text)
         assert "".join(pieces) == text
         if len(text) > size:
@@ -152,10 +153,23 @@ def test_a_text_that_changes_at_its_end_encodes_only_its_last_piece(
     prompt = "Tell me about the sea and the ships that sail on it, please. " * 30
     first = tokens.encode(prompt + " #1")
     assert len(fresh) == len(tokens.pieces_of(prompt + " #1")) > 4
+    tokens.encode(prompt + " #2")  # its shared pieces seen a second time: now they are kept
     fresh.clear()
-    second = tokens.encode(prompt + " #2")
-    assert fresh == [tokens.pieces_of(prompt + " #2")[-1]]
-    assert first[:-1] == second[:-1] and len(first) == len(second)
+    third = tokens.encode(prompt + " #3")
+    assert fresh == [tokens.pieces_of(prompt + " #3")[-1]]
+    assert first[:-1] == third[:-1] and len(first) == len(third)
+
+
+def test_texts_that_never_come_back_leave_nothing_in_the_cache() -> None:
+    """A new prompt every request: only the pieces the prompts share are kept, not each
+    whole prompt nor its new last piece."""
+    tokens.clear_cache()
+    prompt = "Tell me about the sea and the ships that sail on it, please. " * 30
+    shared = set(tokens.pieces_of(prompt + " #0")[:-1])
+    for n in range(200):
+        tokens.encode(f"{prompt} #{n}")
+    assert set(tokens._encoded._items) == shared
+    tokens.clear_cache()
 
 
 def test_no_added_token_could_be_cut_by_a_piece() -> None:
