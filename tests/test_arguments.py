@@ -113,6 +113,8 @@ def test_the_byte_bounded_cache_keeps_within_its_bound() -> None:
     assert cache.get("b") is None and cache.get("a") and cache.get("c")
     cache.put("huge", "h" * 101)  # bigger than the whole bound: never kept
     assert cache.get("huge") is None and cache.bytes <= 100
+    cache.clear()
+    assert cache.bytes == 0 and len(cache) == 0
 
 
 def test_a_doorkeeper_keeps_a_key_from_its_second_sighting_on() -> None:
@@ -132,5 +134,3 @@ def test_a_doorkeeper_keeps_a_key_from_its_second_sighting_on() -> None:
         cache.put(f"k{n}", "")
     cache.put("b", "y")
     assert cache.get("b") is None
-    cache.clear()
-    assert cache.bytes == 0 and len(cache) == 0

@@ -60,7 +60,7 @@ class Dialect:
     # (completion, include_usage) → the stream's chunks, runs of alike ones as one part
     chunks: Callable[[Completion, bool], Iterator[streaming.Part]]
     error: Callable[[ApiError, str], ErrorBody]  # (error, path)
-    # (completion or None for an error, stream, the request's headers) → response headers
+    # (completion, or None for an error or a listing; stream; request headers) → response headers
     headers: Callable[[Completion | None, bool, Mapping[str, str]], dict[str, str]] = field(
         default=lambda completion, stream, request: {}
     )
