@@ -45,19 +45,18 @@ class ByteBoundedCache(Generic[K, V]):
             return found[0]
 
     def put(self, key: K, value: V) -> None:
-        seen = self._seen
-        if seen is not None:
-            with self._lock:
+        cost = self._cost(key, value)
+        if cost > self.max_bytes:
+            return
+        with self._lock:
+            seen = self._seen
+            if seen is not None:
                 code = hash(key)  # a string keeps its hash: the lookups after it reuse it
                 if code not in seen:
                     if len(seen) >= DOORKEEPER_KEYS:
                         seen.clear()
                     seen.add(code)
                     return
-        cost = self._cost(key, value)
-        if cost > self.max_bytes:
-            return
-        with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
                 self.bytes -= old[1]
